@@ -1,0 +1,34 @@
+# Two entry points do all the set-up on a fresh machine:
+#   make book   build the HTML book into _build/html (strict: any warning fails)
+#   make test   run ntlib's unit tests and every chapter under nbval
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export NTLIB_SCALE ?= ci
+export PYTHONHASHSEED ?= 0
+
+.PHONY: book test install clean bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-lock.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-lock.txt -e . 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -c "import ntlib, torch, jupyter_book" || { echo "install failed"; exit 1; }
+	@touch $(STAMP)
+
+book: $(STAMP)
+	rm -rf _build
+	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
+	@echo "book: _build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf _build .pytest_cache

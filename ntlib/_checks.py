@@ -1,0 +1,76 @@
+"""Input validation shared by every public function of ntlib.
+
+Each check raises ``ValueError`` (or ``TypeError``) naming the argument and what
+was expected, so that bad input never becomes a silent NaN or a wrong answer.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import torch
+
+Params = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+def tensor(name: str, x, *, ndim: int | None = None, finite: bool = True) -> torch.Tensor:
+    """Check that ``x`` is a floating tensor (optionally of ``ndim`` dims, all finite)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not (x.is_floating_point() or x.is_complex()):
+        raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(x.shape)}")
+    if finite and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def params(name: str, p: Params) -> tuple[torch.Tensor, ...]:
+    """Normalise a tensor or a sequence of tensors to a non-empty tuple of finite tensors."""
+    items = (p,) if isinstance(p, torch.Tensor) else tuple(p) if isinstance(p, (tuple, list)) else None
+    if not items:
+        raise TypeError(f"{name} must be a tensor or a non-empty tuple/list of tensors, got {type(p).__name__}")
+    for i, t in enumerate(items):
+        tensor(f"{name}[{i}]" if len(items) > 1 or not isinstance(p, torch.Tensor) else name, t)
+    return items
+
+
+def positive(name: str, value: float, *, strict: bool = True) -> float:
+    """Check that a scalar is finite and positive (or non-negative)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    if not (v == v and abs(v) != float("inf")) or (v <= 0 if strict else v < 0):
+        raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'} and finite, got {value!r}")
+    return v
+
+
+def positive_int(name: str, value: int, *, minimum: int = 1) -> int:
+    """Check that ``value`` is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def square(name: str, m: torch.Tensor) -> torch.Tensor:
+    """Check that ``m`` is a finite square matrix."""
+    tensor(name, m, ndim=2)
+    if m.shape[0] != m.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {tuple(m.shape)}")
+    return m
+
+
+def spd(name: str, m: torch.Tensor, *, rtol: float = 1e-10) -> torch.Tensor:
+    """Check that ``m`` is a symmetric positive-definite matrix."""
+    square(name, m)
+    scale = m.abs().max().clamp_min(torch.finfo(m.dtype).tiny)
+    if not torch.allclose(m, m.T, atol=1e-10 * float(scale), rtol=0):
+        raise ValueError(f"{name} must be symmetric")
+    lo = torch.linalg.eigvalsh(m).min()
+    if lo <= rtol * scale:
+        raise ValueError(f"{name} must be positive definite, smallest eigenvalue is {float(lo):.3g}")
+    return m

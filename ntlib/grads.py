@@ -1,0 +1,62 @@
+"""Gradients of losses on parameters given as a tensor or a tuple of tensors.
+
+``grad`` is the full-batch gradient; ``per_sample_grads`` returns one gradient
+per data point (``torch.func.vmap`` over ``torch.func.grad``), the quantity whose
+covariance :math:`\\Sigma` enters the SGD entropic term (Chapter 1, ``thm-sgd-entropic``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.func import grad as _fgrad, vmap
+
+from . import _checks
+from ._params import Params, as_tuple, like
+
+
+def grad(loss_fn: Callable[[Params], torch.Tensor], params: Params, *, create_graph: bool = False) -> Params:
+    """Gradient of the scalar ``loss_fn(params)`` with respect to ``params``.
+
+    Returns the same container form as ``params`` (a tensor or a tuple).
+    ``create_graph=True`` keeps the graph for a second derivative (double backprop).
+    The caller's tensors and their ``.grad`` fields are left untouched.
+    """
+    return value_and_grad(loss_fn, params, create_graph=create_graph)[1]
+
+
+def value_and_grad(loss_fn: Callable[[Params], torch.Tensor], params: Params, *,
+                   create_graph: bool = False) -> tuple[torch.Tensor, Params]:
+    """``(loss_fn(params), grad)`` from one forward and one backward pass (see :func:`grad`)."""
+    items = _checks.params("params", params)
+    leaves = [t if t.requires_grad else t.detach().requires_grad_(True) for t in items]
+    value = loss_fn(like(params, leaves))
+    _scalar("loss_fn(params)", value)
+    g = torch.autograd.grad(value, leaves, create_graph=create_graph, allow_unused=True)
+    g = [torch.zeros_like(t) if gi is None else gi for t, gi in zip(leaves, g)]
+    return (value if create_graph else value.detach()), like(params, g)
+
+
+def per_sample_grads(sample_loss: Callable, params: Params, *data: torch.Tensor) -> Params:
+    """Per-sample gradients ``grad_theta sample_loss(params, *sample_i)`` for every sample i.
+
+    ``sample_loss(params, *sample)`` takes one sample (each tensor of ``data``
+    without its leading dimension) and returns a scalar. The result has a leading
+    dimension of size ``n`` (the number of samples) on each parameter tensor.
+    """
+    _checks.params("params", params)
+    if not data:
+        raise ValueError("per_sample_grads needs at least one data tensor")
+    n = data[0].shape[0]
+    for i, d in enumerate(data):
+        _checks.tensor(f"data[{i}]", d) if d.is_floating_point() else None
+        if d.shape[0] != n:
+            raise ValueError(f"data[{i}] has {d.shape[0]} samples, data[0] has {n}")
+    p = like(params, [t.detach() for t in as_tuple(params)])
+    return vmap(_fgrad(sample_loss), in_dims=(None,) + (0,) * len(data))(p, *data)
+
+
+def _scalar(name: str, value) -> None:
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise ValueError(f"{name} must return a scalar tensor, got {getattr(value, 'shape', type(value))}")
