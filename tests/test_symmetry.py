@@ -314,3 +314,25 @@ def test_rescaling_toy_divergence_raises():
     with pytest.raises(DivergenceError):
         sym.rescaling_toy_train(torch.tensor([30.0]), torch.tensor([30.0]), target=1.0, noise=0.0, lr=1.0,
                                 steps=200, generator=g, method="gd")
+
+
+def test_relu_net_loss_and_grads_match_autograd():
+    from ntlib import mlp
+    g = generator(14)
+    p = mlp.init([3, 5, 2], 4, g, bias=False)
+    x, y = torch.randn(4, 7, 3, generator=g), torch.randn(4, 7, 2, generator=g)
+    loss, grads = sym.relu_net_loss_and_grads(p, x, y)
+    pr = [t.clone().requires_grad_(True) for t in p]
+    ref = mlp.mse(pr, x, y, bias=False).sum()
+    assert torch.allclose(loss, ref)
+    for a, b in zip(grads, torch.autograd.grad(ref, pr)):
+        assert torch.allclose(a, b, atol=1e-12)
+    # the exact step identity of each neuron's charge |w_i|^2 - |u_i|^2
+    lr = 0.1
+    nxt = [t - lr * gt for t, gt in zip(p, grads)]
+    c0 = torch.sub(*sym.neuron_split(p[0], None, p[1]))
+    c1 = torch.sub(*sym.neuron_split(nxt[0], None, nxt[1]))
+    dg = torch.sub(*sym.neuron_split(grads[0], None, grads[1]))
+    assert float((c1 - c0 - lr ** 2 * dg).abs().max()) < 1e-12
+    with pytest.raises(ValueError, match="y must be|x must be"):
+        sym.relu_net_loss_and_grads(p, x, y[..., :1])
