@@ -11,6 +11,7 @@ Modules, one concept each:
 - :mod:`ntlib.mlp` small ReLU/tanh networks as stacked ensembles
 - :mod:`ntlib.ensemble` the shared training loop for stacked runs (SGD/Adam, divergence checks)
 - :mod:`ntlib.linalg` symmetric-matrix helpers
+- :mod:`ntlib.symmetry` parameter symmetries, their charges, and neuron/matrix balance
 - :mod:`ntlib.explore` kernel-free explorers for the HTML book
 """
 

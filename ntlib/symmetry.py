@@ -71,7 +71,7 @@ def orbit(theta: Params, a: Sequence, lam: float) -> Params:
 
 
 def charge(theta: Params, a: Sequence) -> torch.Tensor:
-    """``theta^T A theta`` for diagonal ``A`` given per tensor as in :func:`orbit` (Chapter 2, ``eq-charge``).
+    """``theta^T A theta`` for diagonal ``A`` given per tensor as in :func:`orbit` (Chapter 2, ``eq-charge-step``).
 
     Conserved by gradient flow on any loss with the A-symmetry. Sums over
     all entries: pass per-run tensors one run at a time, or use
@@ -164,7 +164,7 @@ def expected_batch_sq(sample_grads: torch.Tensor, batch_size: int, *, replacemen
 
 def balance_log_ratio(incoming: torch.Tensor, outgoing: torch.Tensor, *, time_dim: int | None = None,
                       layer: bool = False) -> torch.Tensor:
-    """``log(<in> / <out>)``: zero at balance (``thm-neuron-balance``, ``def-balance-ratio``).
+    """``log(<in> / <out>)``: zero at balance (``thm-neuron-balance``, ``eq-balance-ratio``).
 
     ``incoming``/``outgoing`` are matching non-negative tensors, e.g. the two
     outputs of :func:`neuron_split` applied to squared gradients and stacked
@@ -203,7 +203,7 @@ def _pair(w: torch.Tensor, u: torch.Tensor) -> None:
 
 
 def matrix_charge(w: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """``U^T U - W W^T`` (h x h), conserved by gradient flow on any loss of ``U W`` (``eq-matrix-charge``)."""
+    """``U^T U - W W^T`` (h x h), conserved by gradient flow on any loss of ``U W`` (``eq-matrix-step``)."""
     _pair(w, u)
     return u.transpose(-1, -2) @ u - w @ w.transpose(-1, -2)
 
@@ -302,7 +302,7 @@ def matrix_balance_sides(w: torch.Tensor, u: torch.Tensor, gtg: torch.Tensor,
 
 
 def matrix_balance_error(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """Relative balance error ``2 |lhs - rhs|_F / (|lhs|_F + |rhs|_F)`` in [0, 2] (``def-matrix-balance-error``).
+    """Relative balance error ``2 |lhs - rhs|_F / (|lhs|_F + |rhs|_F)`` in [0, 2] (``thm-matrix-balance``).
 
     Symmetric in its arguments, zero exactly at balance, and invariant under
     a common rotation ``R (.) R^T`` of both sides (the hidden-layer rotation
@@ -421,7 +421,7 @@ def orbit_log_ratio(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 def matched_temperature(lr: float, noise: float, batch_size: int, balanced_sq_norm: float) -> float:
-    """Langevin temperature whose per-step noise has the total variance of SGD's (``eq-matched-temperature``).
+    """Langevin temperature whose per-step noise has the total variance of SGD's (``prop-gibbs-orbit``).
 
     For ``l = (u w - y)^2``, ``y = y* + noise eps``, at a minimum the minibatch
     gradient is ``-2 eps_B (w, u)`` with covariance trace
