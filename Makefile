@@ -47,6 +47,12 @@ browser-check: $(NODE_STAMP) chromium
 	@test -f _build/html/index.html || { echo "no built book: run make book first"; exit 1; }
 	CHROMIUM=$(CHROMIUM) node tests/browser/check_pages.mjs _build/html
 
+# The whole book as one PDF (_build/pdf/book.pdf): the HTML pages printed by headless
+# Chromium after MathJax has typeset them, offline. Builds the book first if needed.
+pdf: $(NODE_STAMP) chromium
+	@test -f _build/html/index.html || $(MAKE) book
+	CHROMIUM=$(CHROMIUM) node tests/browser/print_pdf.mjs _build/html _build/pdf/book.pdf
+
 bench: $(STAMP)
 	$(PY) -m benchmarks
 

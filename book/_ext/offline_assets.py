@@ -6,7 +6,8 @@ into ``node_modules`` by ``make assets``, see ``package.json``) into a staging
 folder that Sphinx publishes through ``html_static_path`` as ``_static/offline/``.
 ``_config.yml`` points ``mathjax_path`` and myst-nb's ``nb_ipywidgets_js`` there.
 
-It also offers each chapter's executed notebook for download (``.ipynb``), and
+It also shows page titles and words (not emoji) in the execution-time table,
+offers each chapter's executed notebook for download (``.ipynb``), and
 fixes three things that otherwise show up as console errors:
 
 - Sphinx 7.4 sometimes emits the same inline script twice on a page
@@ -25,8 +26,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import posixpath
+
+from docutils import nodes
+from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
+from sphinx.transforms.post_transforms import SphinxPostTransform
 
 #: Files of the npm packages the pages need, relative to ``node_modules``.
 MATHJAX_SKIP = ("tex-chtml-full-speech.js", "tex-chtml-full.js", "tex-chtml.js", "tex-svg.js",
@@ -120,9 +126,37 @@ def notebook_download(app: Sphinx, pagename, templatename, context, doctree) -> 
     context["ipynb_source"] = f"{pagename}.ipynb"
 
 
+class ReadableExecTable(SphinxPostTransform):
+    """Make myst-nb's ``{nb-exec-table}`` readable: page titles, and words for the status.
+
+    The table names pages by docname and marks the status with emoji, which print as
+    empty boxes where no emoji font is installed (headless Chromium, the PDF). Runs
+    after myst-nb builds the table (priority 8) and before references resolve (10).
+    """
+
+    default_priority = 9
+    STATUS = {"\u2705": "ok", "\u274c": "failed"}
+
+    def run(self, **kwargs) -> None:
+        for table in self.document.findall(nodes.table):
+            head = [e.astext() for e in next(table.findall(nodes.thead), nodes.thead()).findall(nodes.entry)]
+            if head[:1] != ["Document"] or "Status" not in head:
+                continue
+            for ref in table.findall(pending_xref):
+                target = posixpath.normpath(posixpath.join(posixpath.dirname(self.env.docname),
+                                                           ref["reftarget"]))
+                title = self.env.titles.get(target)
+                if title is not None:
+                    ref.children = [nodes.inline(text=title.astext())]
+            for text in list(table.findall(nodes.Text)):
+                if text.astext() in self.STATUS:
+                    text.parent.replace(text, nodes.Text(self.STATUS[text.astext()]))
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("offline_assets_node_modules", "node_modules", "html")
     app.connect("builder-inited", stage_assets)
+    app.add_post_transform(ReadableExecTable)
     app.connect("html-page-context", notebook_download, priority=450)  # before the theme's 501
     app.connect("html-page-context", dedupe_scripts, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -14,74 +14,21 @@
 //        SCREENSHOTS=<dir> saves a full-page PNG of each page.
 // Prints one line per page and `N passed, M failed`; exits 1 on any failure.
 
-import { chromium } from "playwright-core";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
+import { LOCAL, htmlPages, inspectPage, launch, mathProblems, readingOrder, redirectTarget,
+         settle } from "./pages.mjs";
 
 const root = resolve(process.argv[2] ?? "_build/html");
 const only = process.argv.slice(3);
-const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const timeout = Number(process.env.PAGE_TIMEOUT_MS ?? 30000);
 const shots = process.env.SCREENSHOTS;
 
 if (!existsSync(join(root, "index.html"))) {
   console.error(`no built book at ${root} (run make book first)`);
   process.exit(2);
-}
-
-function htmlPages(dir) {
-  const out = [];
-  for (const name of readdirSync(dir).sort()) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) {
-      if (name.startsWith("_") || name.startsWith(".")) continue; // _static, _sources, _images
-      out.push(...htmlPages(path));
-    } else if (name.endsWith(".html")) {
-      out.push(path);
-    }
-  }
-  return out;
-}
-
-const LOCAL = /^(file|data|blob|about):/;
-
-// Runs in the page: count math nodes and rendered formulas, find raw TeX in visible text.
-function inspectMath() {
-  const nodes = [...document.querySelectorAll(".math")];
-  const rendered = nodes.filter((n) => n.querySelector("mjx-container")).length;
-  // MathJax errors, and undefined macros (rendered as red "\\name" text by noundefined).
-  const errors = document.querySelectorAll("mjx-merror, .MathJax_Error").length +
-    [...document.querySelectorAll("mjx-container")].filter((c) => c.textContent.includes("\\")).length;
-  const raw = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  const TEX = /\\\(|\\\)|\\\[|\\\]|\$\$|\\(frac|mathbb|mathrm|operatorname|sum|nabla|lVert|eta|begin)\b/;
-  for (let t = walker.nextNode(); t; t = walker.nextNode()) {
-    const el = t.parentElement;
-    if (!el || el.closest("pre, code, script, style, mjx-container, .highlight, textarea")) continue;
-    if (!el.getClientRects().length) continue; // not displayed
-    const m = t.textContent.match(TEX);
-    if (m) raw.push(t.textContent.trim().slice(0, 60));
-  }
-  return { nodes: nodes.length, rendered, errors, raw: raw.slice(0, 3) };
-}
-
-// Runs in the page: image and widget state.
-function inspectPage() {
-  const imgs = [...document.querySelectorAll("img")];
-  const broken = imgs
-    .filter((img) => !(img.complete && img.naturalWidth > 0))
-    .map((img) => (img.getAttribute("src") || "").slice(0, 80));
-  const views = [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')];
-  const unrendered = views.filter((s) => {
-    const prev = s.previousElementSibling;
-    return !(prev && prev.classList.contains("widget-subarea") && prev.querySelector(".jupyter-widgets"));
-  }).length;
-  const widgetErrors = [...document.querySelectorAll(".jupyter-widgets")]
-    .filter((w) => /Error (rendering|displaying) (Jupyter )?widget/i.test(w.textContent)).length;
-  return { images: imgs.length, broken, views: views.length, unrendered, widgetErrors,
-           explorers: document.querySelectorAll(".ntlib-explorer").length };
 }
 
 async function checkExplorers(page, problems) {
@@ -120,12 +67,6 @@ async function checkExplorers(page, problems) {
   return n;
 }
 
-// A redirect page (index.html -> the first page): its target must be a local page.
-function redirectTarget(file) {
-  const m = readFileSync(file, "utf8").match(/http-equiv="refresh"[^>]*url=([^"'>\s]+)/i);
-  return m ? m[1] : null;
-}
-
 async function checkPage(context, file) {
   const problems = [];
   const target = redirectTarget(file);
@@ -141,68 +82,37 @@ async function checkPage(context, file) {
   page.on("requestfailed", (req) => {
     if (LOCAL.test(req.url())) problems.push(`failed request: ${req.url().slice(0, 120)}`);
   });
-  const url = pathToFileURL(file).href;
-  await page.goto(url, { waitUntil: "load", timeout });
-  // MathJax 3 typesets after startup; wait for it when the page loads it.
-  await page.evaluate(async () => {
-    const mj = window.MathJax;
-    if (mj && mj.startup && mj.startup.promise) await mj.startup.promise;
-  });
-  // Widgets render asynchronously after load.
-  await page.waitForFunction(() => {
-    const views = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]');
-    const done = [...views].filter((s) => s.previousElementSibling?.querySelector?.(".jupyter-widgets"));
-    return done.length === views.length;
-  }, null, { timeout: 15000 }).catch(() => {});
-  // Decode every image, also lazy ones below the fold.
-  await page.evaluate(async () => {
-    for (const img of document.querySelectorAll("img")) {
-      img.loading = "eager";
-      if (!img.complete) await new Promise((ok) => { img.onload = img.onerror = ok; setTimeout(ok, 5000); });
-    }
-  });
-  await page.evaluate(async () => {
-    const mj = window.MathJax;
-    if (mj && mj.typesetPromise) await mj.startup.promise;
-  });
+  await page.goto(pathToFileURL(file).href, { waitUntil: "load", timeout });
+  await settle(page);
 
-  const math = await page.evaluate(inspectMath);
-  if (math.rendered < math.nodes) problems.push(`math: ${math.rendered} of ${math.nodes} formulas rendered`);
-  if (math.errors) problems.push(`math: ${math.errors} MathJax error node(s)`);
-  if (math.raw.length) problems.push(`raw TeX visible: ${JSON.stringify(math.raw)}`);
+  const { math, problems: mp } = await mathProblems(page);
+  problems.push(...mp);
   const st = await page.evaluate(inspectPage);
   if (st.broken.length) problems.push(`broken images: ${JSON.stringify(st.broken)}`);
   if (st.unrendered) problems.push(`widgets: ${st.unrendered} of ${st.views} did not render`);
   if (st.widgetErrors) problems.push(`widgets: ${st.widgetErrors} error message(s)`);
-  let explorers = 0;
-  if (st.explorers) explorers = await checkExplorers(page, problems);
+  // Chapter pages (executed notebooks) offer their .ipynb for download.
+  if (st.ipynb.length === 0 && st.isNotebook) problems.push("no .ipynb download link");
+  for (const href of st.ipynb) {
+    if (!existsSync(resolve(dirname(file), href))) problems.push(`.ipynb download missing: ${href}`);
+  }
   if (shots) {
     const png = join(shots, relative(root, file).split(sep).join("__").replace(/\.html$/, ".png"));
     await page.screenshot({ path: png, fullPage: true });
   }
+  let explorers = 0;
+  if (st.explorers) explorers = await checkExplorers(page, problems);
   await page.close();
   return { problems, math, st, explorers };
 }
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage"],
-});
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-const external = [];
-await context.route("**/*", (route) => {
-  const u = route.request().url();
-  if (LOCAL.test(u)) return route.continue();
-  external.push(u);
-  return route.abort("blockedbyclient");
-});
+const { browser, context, external } = await launch();
 if (shots) mkdirSync(shots, { recursive: true });
 
 let pages = htmlPages(root);
 if (only.length) pages = pages.filter((p) => only.some((o) => p.endsWith(o)));
+// Every page in the table of contents must have been built.
+const inToc = readingOrder(root);
 let passed = 0, failed = 0;
 for (const file of pages) {
   const name = relative(root, file);
@@ -215,8 +125,8 @@ for (const file of pages) {
   }
   const leaks = external.slice(before);
   if (leaks.length) res.problems.push(`external requests (blocked): ${[...new Set(leaks)].slice(0, 5).join(", ")}`);
-  const info = res.redirect ? `redirect to ${res.redirect}` : `math ${res.math.rendered ?? "?"}/${res.math.nodes ?? "?"}, images ${res.st.images ?? "?"}, ` +
-    `widgets ${res.st.views ?? "?"}, explorers ${res.explorers}`;
+  const info = res.redirect ? `redirect to ${res.redirect}` : `math ${res.math.rendered ?? "?"}/${res.math.nodes ?? "?"}, ` +
+    `images ${res.st.images ?? "?"}, widgets ${res.st.views ?? "?"}, explorers ${res.explorers}`;
   if (res.problems.length) {
     failed++;
     console.log(`FAIL ${name} (${info})`);
@@ -227,5 +137,5 @@ for (const file of pages) {
   }
 }
 await browser.close();
-console.log(`${passed} passed, ${failed} failed`);
+console.log(`${passed} passed, ${failed} failed (${inToc.length} pages in reading order)`);
 process.exit(failed || !pages.length ? 1 : 0);
