@@ -8,12 +8,14 @@ folder that Sphinx publishes through ``html_static_path`` as ``_static/offline/`
 
 It also shows page titles and words (not emoji) in the execution-time table,
 offers each chapter's executed notebook for download (``.ipynb``), and
-fixes three things that otherwise show up as console errors:
+fixes four things that otherwise show up as console errors:
 
 - Sphinx 7.4 sometimes emits the same inline script twice on a page
   ("... has already been declared"): ``script_files`` is de-duplicated.
 - The widget manager typesets labels with the MathJax 2 API
   (``MathJax.Hub.Queue``): ``offline/mathjax2-shim.js`` maps it to MathJax 3.
+- The search page fetches each hit's page for a summary, which a ``file://``
+  page may not do: ``offline/file-search.js`` turns summaries off there.
 - The widget manager computes the URL of its font files from its AMD module URL
   as ``origin + path``. ``offline/require-paths.js`` maps the module name to
   ``_static/offline/html-manager`` (else the URL is relative to the page), and
@@ -90,6 +92,7 @@ def stage_assets(app: Sphinx) -> None:
     _stage(node_modules, stage)
     app.config.html_static_path.append(str(stage))
     app.add_js_file(f"offline/{SHIM}", priority=100)
+    app.add_js_file("offline/file-search.js", priority=250)  # after documentation_options.js
     app.add_css_file("offline/book.css", priority=900)
 
 

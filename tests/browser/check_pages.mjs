@@ -102,6 +102,15 @@ async function checkPage(context, file) {
   }
   let explorers = 0;
   if (st.explorers) explorers = await checkExplorers(page, problems);
+  // The search page: a query for a word of the book finds pages, without errors.
+  if (file.endsWith(`${sep}search.html`) && dirname(file) === root) {
+    await page.goto(`${pathToFileURL(file).href}?q=entropic`, { waitUntil: "load", timeout });
+    const found = await page.waitForFunction(() => {
+      const t = document.querySelector("#search-results")?.innerText ?? "";
+      return /found (\d+) page/.test(t) && Number(t.match(/found (\d+) page/)[1]);
+    }, null, { timeout: 15000 }).then((h) => h.jsonValue()).catch(() => 0);
+    if (!found) problems.push("search for 'entropic' found nothing");
+  }
   await page.close();
   return { problems, math, st, explorers };
 }
