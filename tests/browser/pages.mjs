@@ -112,7 +112,16 @@ export function inspectMath() {
     const m = t.textContent.match(TEX);
     if (m) raw.push(t.textContent.trim().slice(0, 60));
   }
-  return { nodes: nodes.length, rendered, errors, raw: raw.slice(0, 3) };
+  // Display equations wider than the text column (they scroll; worth splitting).
+  const wide = [];
+  const items = window.MathJax?.startup?.document?.math;
+  for (const item of items ? [...items] : []) {
+    const root = item.typesetRoot;
+    if (item.display && root && root.scrollWidth > root.clientWidth + 2) {
+      wide.push(`${item.math.trim().replace(/\s+/g, " ").slice(0, 50)}... (${root.scrollWidth} > ${root.clientWidth} px)`);
+    }
+  }
+  return { nodes: nodes.length, rendered, errors, raw: raw.slice(0, 3), wide };
 }
 
 // Runs in the page: image and widget state.
