@@ -7,6 +7,7 @@
 //   - any console error or uncaught exception, any failed local request;
 //   - any request that would leave the machine (it is blocked and reported).
 // Display equations wider than the text column are listed as notes (not failures).
+// Every chapter page (notebooks/) must hold at least one explorer.
 // On pages with an `.ntlib-explorer` (ntlib.explore.figure_slider) it moves the slider
 // through every position and asserts that the visible picture changes each time.
 //
@@ -103,6 +104,9 @@ async function checkPage(context, file) {
   }
   let explorers = 0;
   if (st.explorers) explorers = await checkExplorers(page, problems);
+  // Convention: every chapter has at least one slider explorer.
+  const chapter = relative(root, file).split(sep)[0] === "notebooks";
+  if (chapter && !st.explorers) problems.push("chapter without an explorer (ntlib.explore.figure_slider)");
   // The search page: a query for a word of the book finds pages, without errors.
   if (file.endsWith(`${sep}search.html`) && dirname(file) === root) {
     await page.goto(`${pathToFileURL(file).href}?q=entropic`, { waitUntil: "load", timeout });
