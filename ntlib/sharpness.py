@@ -8,6 +8,9 @@ of the weights.
 * :func:`gauss_newton_sharpness`: the top eigenvalue of the Gauss-Newton part
   ``2 J^T (Sigma_x (x) I) J`` in closed form (Chapter 4, ``eq-gn-sharpness``); at a
   global minimum it is the sharpness.
+* :func:`population_sharpness`: the top eigenvalue of the exact Hessian of the
+  population loss, every run at once (a batched dense Hessian; for the small
+  networks of Chapter 4, checked there against :func:`ntlib.hessian.top_eigenvalues`).
 * :func:`entropic_sharpness`: the sharpness of the entropic minimum of a two-layer
   network (Chapter 4, ``thm-entropic-sharpness``); for ``V* = I``, ``Sigma_x = I``,
   ``Sigma_eps = diag(1, r)`` it is ``S(r)`` of :func:`ntlib.theory.diagonal_noise_sharpness`.
@@ -97,6 +100,39 @@ def gauss_newton_sharpness(weights: Sequence[torch.Tensor], sigma_x: torch.Tenso
         return 2 * (torch.linalg.eigvalsh(u @ u.transpose(-1, -2))[..., -1]
                     + torch.linalg.eigvalsh(w.transpose(-1, -2) @ w)[..., -1])
     return torch.linalg.eigvalsh(gauss_newton_matrix(ws, sigma_x))[..., -1]
+
+
+def population_hessian(weights: Sequence[torch.Tensor], t) -> torch.Tensor:
+    """Dense Hessian of :func:`ntlib.linear.population_loss` for every run, shape (runs, n, n).
+
+    ``t`` is a :class:`ntlib.linear.Teacher`; the parameters are flattened in the
+    order ``W_1, ..., W_D`` (row-major), as in :func:`ntlib._params.flatten`.
+    Computed with ``torch.func.vmap(torch.func.hessian(...))`` over the runs.
+    """
+    ws = _check_weights(weights)
+    shapes = [w.shape[1:] for w in ws]
+    sizes = [math.prod(s) for s in shapes]
+    if shapes[0][-1] != t.d_in or shapes[-1][0] != t.d_out:
+        raise ValueError(f"weights map {shapes[0][-1]} -> {shapes[-1][0]} but the teacher maps {t.d_in} -> {t.d_out}")
+
+    def loss(flat: torch.Tensor) -> torch.Tensor:
+        k = None
+        for p, s in zip(torch.split(flat, sizes), shapes):
+            p = p.reshape(s)
+            k = p if k is None else p @ k
+        r = k - t.v_star
+        return (r @ t.sigma_x * r).sum()
+
+    flat = torch.cat([w.reshape(w.shape[0], -1) for w in ws], dim=1)
+    return torch.func.vmap(torch.func.hessian(loss))(flat)
+
+
+def population_sharpness(weights: Sequence[torch.Tensor], t) -> torch.Tensor:
+    """Sharpness (top Hessian eigenvalue) of the population loss for every run, shape (runs,).
+
+    Exact anywhere, not only at a minimum (compare :func:`gauss_newton_sharpness`).
+    """
+    return torch.linalg.eigvalsh(population_hessian(weights, t))[..., -1]
 
 
 def entropic_sharpness(sigma_x: torch.Tensor, sigma_eps: torch.Tensor, v_star: torch.Tensor) -> float:

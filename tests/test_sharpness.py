@@ -113,3 +113,21 @@ def test_errors_name_the_argument():
         sharpness.gauss_newton_sharpness([torch.ones(1, 3, 2), torch.ones(1, 2, 3)], torch.eye(3))
     with pytest.raises(TypeError, match="weights"):
         sharpness.gauss_newton_sharpness(torch.zeros(1, 2, 2))
+
+
+def test_population_sharpness_matches_dense_and_gauss_newton_at_minimum():
+    g = generator(4)
+    v = torch.randn(2, 3, generator=g)
+    sx = torch.diag(torch.tensor([1.0, 2.0, 0.5]))
+    t = linear.teacher(v, sx)
+    ws = linear.init_weights([3, 4, 2], 3, g)
+    got = sharpness.population_sharpness(ws, t)
+    for run in range(3):
+        ref = dense_hessian_top([w[run:run + 1] for w in ws], sx, v)
+        assert math.isclose(got[run].item(), ref, rel_tol=1e-10)
+    w = ws[0]
+    u = v @ torch.linalg.pinv(w)  # a global minimum per run
+    assert torch.allclose(sharpness.population_sharpness([w, u], t), sharpness.gauss_newton_sharpness([w, u], sx),
+                          rtol=1e-10)
+    with pytest.raises(ValueError, match="teacher maps"):
+        sharpness.population_sharpness([w], t)
