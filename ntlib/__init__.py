@@ -8,9 +8,11 @@ Modules, one concept each:
 - :mod:`ntlib.dynamics` gradient descent, SGD and accurate gradient flow
 - :mod:`ntlib.theory` closed forms of the book's theorems
 - :mod:`ntlib.linalg` symmetric-matrix helpers
+- :mod:`ntlib.hessian` certified top Hessian eigenvalues (sharpness)
 - :mod:`ntlib.explore` kernel-free explorers for the HTML book
 """
 
+from . import hessian
 from .config import Config, get_config, setup
 from .dynamics import DivergenceError, gd, gradient_flow, sgd
 from .entropic import entropic_loss, sgd_entropic_terms
