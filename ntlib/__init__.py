@@ -12,6 +12,7 @@ Modules, one concept each:
 - :mod:`ntlib.ensemble` the shared training loop for stacked runs (SGD/Adam, divergence checks)
 - :mod:`ntlib.linalg` symmetric-matrix helpers
 - :mod:`ntlib.hessian` certified top Hessian eigenvalues (sharpness)
+- :mod:`ntlib.sharpness` closed-form sharpness of linear networks (Chapter 4)
 - :mod:`ntlib.explore` kernel-free explorers for the HTML book
 """
 

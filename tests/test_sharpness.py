@@ -131,3 +131,15 @@ def test_population_sharpness_matches_dense_and_gauss_newton_at_minimum():
                           rtol=1e-10)
     with pytest.raises(ValueError, match="teacher maps"):
         sharpness.population_sharpness([w], t)
+
+
+def test_population_sharpness_matches_lanczos():
+    from ntlib import hessian
+    g = generator(5)
+    t = linear.teacher(torch.randn(3, 3, generator=g))
+    ws = linear.init_weights([3, 4, 4, 3], 2, g)
+    got = sharpness.population_sharpness(ws, t)
+    for run in range(2):
+        loss = lambda p: linear.population_loss([q.unsqueeze(0) for q in p], t, label_noise=False).sum()
+        top = hessian.top_eigenvalues(loss, tuple(w[run] for w in ws), tol=1e-10, generator=generator(6))
+        assert top.converged and math.isclose(top.values[0].item(), got[run].item(), rel_tol=1e-8)
