@@ -165,59 +165,61 @@ def _lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, block:
     def random_vector() -> torch.Tensor:
         return torch.randn(n, generator=generator, dtype=dtype, device="cpu").to(device)
 
-    Q = torch.empty(n, 0, dtype=dtype, device=device)  # orthonormal basis
-    W = torch.empty(n, 0, dtype=dtype, device=device)  # H Q
-    T = torch.empty(0, 0, dtype=dtype, device=device)  # Q^T H Q
+    cap = min(max_basis, n) + block
+    # rows of Qr and Wr (contiguous): Q = Qr[:m].T orthonormal basis, W = Wr[:m].T = H Q
+    Qr = torch.empty(cap, n, dtype=dtype, device=device)
+    Wr = torch.empty(cap, n, dtype=dtype, device=device)
+    Tb = torch.zeros(cap, cap, dtype=dtype, device=device)  # T = Q^T H Q
     X = [random_vector() for _ in range(block)]
     if v0 is not None:
         cols = v0.to(dtype=dtype, device=device).reshape(n, -1).unbind(1)
         X = list(cols) + X[len(cols):] if len(cols) <= block else [sum(cols)] if block == 1 else list(cols[:block])
-    hvps, scale = 0, 0.0
+    hvps, scale, m = 0, 0.0, 0
     while True:
         # orthonormalise the new block against the basis and itself (twice is enough)
-        new: list[torch.Tensor] = []
-        basis = Q
-        for x in X[: n - Q.shape[1]]:
+        m0 = m
+        for x in X[: n - m0]:
             for attempt in range(3):
                 n0 = float(x.norm())
                 for _ in range(2):
-                    x = x - basis @ (basis.T @ x)
+                    x = x - (Qr[:m] @ x) @ Qr[:m]
                 nx = float(x.norm())
                 if math.isfinite(nx) and nx > 1e-10 * n0 and nx > 1e-14 * scale:
                     break
                 x = random_vector()  # invariant subspace (or a dependent column): fresh direction
             else:
                 raise RuntimeError("lanczos: could not extend the Krylov basis")
-            x = x / nx
-            new.append(x)
-            basis = torch.cat([basis, x[:, None]], 1)
-        Xb = torch.stack(new, 1)
-        WX = hvp(Xb)
-        hvps += Xb.shape[1]
+            Qr[m] = x / nx
+            m += 1
+        WX = hvp(Qr[m0:m].T)
+        hvps += m - m0
         if not bool(torch.isfinite(WX).all()):
             raise ValueError("a Hessian-vector product is not finite")
-        top = Q.T @ WX
-        T = torch.cat([torch.cat([T, top], 1), torch.cat([top.T, Xb.T @ WX], 1)], 0)
-        Q, W = basis, torch.cat([W, WX], 1)
-        m = Q.shape[1]
-        theta, S = torch.linalg.eigh(0.5 * (T + T.T))
+        Wr[m0:m] = WX.T
+        Tb[:m, m0:m] = Qr[:m] @ WX
+        Tb[m0:m, :m0] = Tb[:m0, m0:m].T
+        theta, S = torch.linalg.eigh(0.5 * (Tb[:m, :m] + Tb[:m, :m].T))
         theta, S = theta.flip(0), S.flip(1)  # descending
         scale = max(scale, float(theta.abs().max()))
         j = min(k, m)
-        Y = Q @ S[:, :j]
-        res = (W @ S[:, :j] - Y * theta[:j]).norm(dim=0)
+        Sj = S[:, :j].T.contiguous()
+        Y = Sj @ Qr[:m]  # Ritz vectors as rows
+        res = (Sj @ Wr[:m] - theta[:j, None] * Y).norm(dim=1)
         full = m >= n
         if j == k and (full or bool((res <= torch.clamp(tol * theta[:j].abs(), min=atol)).all())):
-            return Eigen(theta[:j], Y, res, hvps, True)
+            return Eigen(theta[:j], Y.T.contiguous(), res, hvps, True)
         if hvps + block > max_hvps or full:
-            return Eigen(theta[:j], Y, res, hvps, False)
+            return Eigen(theta[:j], Y.T.contiguous(), res, hvps, False)
         # next block: the part of H X not in the basis
-        X = list(WX.unbind(1))
-        if m + block > max_basis:  # thick restart: keep the best Ritz vectors and their images
+        X = [x.clone() for x in WX.unbind(1)]
+        if m + block > cap:  # thick restart: keep the best Ritz vectors and their images
             keep = min(m - block, max(k + 2 * block, max_basis // 2))
-            X = [x - Q @ (Q.T @ x) for x in X]
-            Q, W = Q @ S[:, :keep], W @ S[:, :keep]
-            T = torch.diag(theta[:keep])
+            X = [x - (Qr[:m] @ x) @ Qr[:m] for x in X]
+            Sk = S[:, :keep].T.contiguous()
+            Qr[:keep], Wr[:keep] = Sk @ Qr[:m], Sk @ Wr[:m]
+            Tb.zero_()
+            Tb[:keep, :keep] = torch.diag(theta[:keep])
+            m = keep
 
 
 def _start_vector(v0, params, n: int) -> torch.Tensor | None:

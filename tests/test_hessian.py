@@ -261,3 +261,13 @@ def test_property_top_k_of_known_spectrum(spectrum, k, seed):
     # Bauer-Fike: each value lies within its residual of an eigenvalue; here the top ones
     assert torch.allclose(res.values, top, rtol=0, atol=1e-7 * scale), (res.values, top)
     assert bool((res.residuals <= torch.clamp(1e-9 * res.values.abs(), min=1e-9 * scale) + 1e-15).all())
+
+
+@pytest.mark.parametrize("block", [1, 2])
+def test_thick_restart_converges_to_the_same_values(block):
+    spectrum = [5.0, 4.9, 4.8] + torch.linspace(-4, 4.5, 300).tolist()
+    loss_fn, w, _ = quadratic(spectrum, seed=8)
+    res = hs.top_eigenvalues(loss_fn, w, k=3, block=block, tol=1e-9, max_basis=12, max_hvps=3000,
+                             generator=gen(3))
+    assert res.converged and res.hvps > 12  # restarted at least once
+    assert torch.allclose(res.values, torch.tensor([5.0, 4.9, 4.8], dtype=D), atol=1e-8)
