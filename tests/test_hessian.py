@@ -280,3 +280,16 @@ def test_thick_restart_converges_to_the_same_values(block):
                              generator=gen(3))
     assert res.converged and res.hvps > 12  # restarted at least once
     assert torch.allclose(res.values, torch.tensor([5.0, 4.9, 4.8], dtype=D), atol=1e-8)
+
+
+def test_tracker_rejects_managed_or_unknown_options():
+    with pytest.raises(TypeError, match="v0"):
+        hs.SharpnessTracker(v0=torch.ones(3, dtype=D))
+    with pytest.raises(TypeError, match="max_hvp"):
+        hs.SharpnessTracker(max_hvp=10)
+    with pytest.raises(ValueError, match="mix"):
+        hs.SharpnessTracker(mix=-1.0)
+    tracker = hs.SharpnessTracker(k=2, max_hvps=50, block=2)
+    loss_fn, w, _ = quadratic([3.0, 2.0, 1.0, 0.0])
+    assert tracker.update(loss_fn, w) == pytest.approx(3.0, rel=1e-3)
+    assert tracker.history[0]["step"] == 0 and len(tracker.history[0]["values"]) == 2
