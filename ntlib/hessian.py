@@ -290,7 +290,9 @@ def top_eigenvalues(loss_fn: Callable[[Params], torch.Tensor], params: Params, k
         Basis size that triggers a thick restart (memory ``n * max_basis``).
     v0 : tensor, tuple of tensors or (n, j) tensor, optional
         Warm start: a previous eigenvector (flat or shaped like ``params``), or
-        a block of previous eigenvectors (``Eigen.vectors``) whose span is used.
+        an ``(n, j)`` block such as ``Eigen.vectors`` (with ``block=1`` the start
+        is the sum of its columns; otherwise its first ``block`` columns, padded
+        with random vectors).
     strict : bool
         If True (default) raise :class:`ConvergenceError` when the budget runs
         out; if False return the result with ``converged=False`` and warn.
