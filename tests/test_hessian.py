@@ -16,6 +16,15 @@ from ntlib._params import flatten
 D = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one torch thread is much faster on a shared machine (ntlib.config)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -261,3 +270,26 @@ def test_property_top_k_of_known_spectrum(spectrum, k, seed):
     # Bauer-Fike: each value lies within its residual of an eigenvalue; here the top ones
     assert torch.allclose(res.values, top, rtol=0, atol=1e-7 * scale), (res.values, top)
     assert bool((res.residuals <= torch.clamp(1e-9 * res.values.abs(), min=1e-9 * scale) + 1e-15).all())
+
+
+@pytest.mark.parametrize("block", [1, 2])
+def test_thick_restart_converges_to_the_same_values(block):
+    spectrum = [5.0, 4.9, 4.8] + torch.linspace(-4, 4.5, 300).tolist()
+    loss_fn, w, _ = quadratic(spectrum, seed=8)
+    res = hs.top_eigenvalues(loss_fn, w, k=3, block=block, tol=1e-9, max_basis=12, max_hvps=3000,
+                             generator=gen(3))
+    assert res.converged and res.hvps > 12  # restarted at least once
+    assert torch.allclose(res.values, torch.tensor([5.0, 4.9, 4.8], dtype=D), atol=1e-8)
+
+
+def test_tracker_rejects_managed_or_unknown_options():
+    with pytest.raises(TypeError, match="v0"):
+        hs.SharpnessTracker(v0=torch.ones(3, dtype=D))
+    with pytest.raises(TypeError, match="max_hvp"):
+        hs.SharpnessTracker(max_hvp=10)
+    with pytest.raises(ValueError, match="mix"):
+        hs.SharpnessTracker(mix=-1.0)
+    tracker = hs.SharpnessTracker(k=2, max_hvps=50, block=2)
+    loss_fn, w, _ = quadratic([3.0, 2.0, 1.0, 0.0])
+    assert tracker.update(loss_fn, w) == pytest.approx(3.0, rel=1e-3)
+    assert tracker.history[0]["step"] == 0 and len(tracker.history[0]["values"]) == 2
