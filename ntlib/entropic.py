@@ -18,7 +18,7 @@ import torch
 
 from . import _checks
 from ._params import Params, sq_norm
-from .grads import grad
+from .grads import value_and_grad
 
 
 def entropic_loss(loss_fn: Callable[[Params], torch.Tensor], lr: float, *, coef: float = 0.25) -> Callable[[Params], torch.Tensor]:
@@ -37,20 +37,23 @@ def entropic_loss(loss_fn: Callable[[Params], torch.Tensor], lr: float, *, coef:
     >>> F(torch.tensor([2.0], dtype=torch.float64)).item()  # 2 + 0.1/4 * 4
     2.1
     """
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    _checks.function("loss_fn", loss_fn)
     lr = _checks.positive("lr", lr, strict=False)
-    coef = float(coef)
+    coef = _checks.real("coef", coef)
 
     def F(theta: Params) -> torch.Tensor:
-        g = grad(loss_fn, theta, create_graph=True)
-        return loss_fn(theta) + coef * lr * sq_norm(g)
+        # one forward pass: the loss value comes with its gradient's graph
+        value, g = value_and_grad(loss_fn, theta, create_graph=True)
+        return value + coef * lr * sq_norm(g)
 
     return F
 
 
 class EntropicTerms(NamedTuple):
-    """Decomposition of the SGD entropic term (Eq. ``eq-sgd-decomposition``)."""
+    """Decomposition of the SGD entropic term (Eq. ``eq-sgd-decomposition``).
+
+    Returned by :func:`sgd_entropic_terms`; see its example.
+    """
 
     loss: torch.Tensor
     """Full-batch loss L."""
@@ -84,10 +87,20 @@ def sgd_entropic_terms(sample_grads: torch.Tensor, losses: torch.Tensor, batch_s
         ``True``: B i.i.d. draws (the noise term is Tr Sigma / B). ``False``:
         without replacement from the N points, which multiplies it by
         (N - B) / (N - 1) (Smith et al. 2021).
+
+    Example
+    -------
+    >>> import torch
+    >>> G = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)  # mean 0, Tr Sigma = 1
+    >>> t = sgd_entropic_terms(G, torch.tensor([0.5, 0.5], dtype=torch.float64), batch_size=2)
+    >>> float(t.grad_sq), float(t.trace_cov), float(t.noise), float(t.free_energy(lr=0.4))
+    (0.0, 1.0, 0.5, 0.55)
     """
     _checks.tensor("sample_grads", sample_grads, ndim=2)
     _checks.tensor("losses", losses, ndim=1)
     n = sample_grads.shape[0]
+    if n == 0:
+        raise ValueError("sample_grads must hold at least one sample, got shape (0, P)")
     if losses.shape[0] != n:
         raise ValueError(f"losses has {losses.shape[0]} entries, sample_grads has {n} rows")
     b = _checks.positive_int("batch_size", batch_size)

@@ -1,0 +1,187 @@
+"""Many small runs at once: stacked parameters vs a Python loop over runs.
+
+Workload (Chapter 3, theory notes section 6): two embedded deep linear networks
+(EDLN) f(x) = M_O W_D ... W_1 M_I Z x, hidden widths (8, 8) and (10, 10, 10),
+d = 6 inputs, 4 outputs, frozen M and Z with singular values in [0.7, 1.4],
+trained together by SGD (eta = 0.01, batch 4) on a Gaussian teacher y = V* x + eps
+with label noise, for a few hundred steps. ``runs`` independent seeds.
+
+Methods:
+
+* ``python loop``: what one writes first: for each run, a training loop on 2-D
+  tensors with autograd (the baseline);
+* ``stacked (runs dim)``: every parameter carries a leading runs dimension,
+  one batched forward/backward per step for all runs (ntlib's batched path);
+* ``vmap(grad)``: the same step written for one run and vectorised with
+  ``torch.func.vmap`` over the runs dimension.
+
+All three consume the same pre-drawn data, so they compute the same iterates;
+``rel_error`` is the largest relative difference of the final parameters from
+the loop's (round-off of batched vs plain matmuls).
+
+A second comparison times the stacked path with 1 and 2 torch threads: the
+policy ``NTLIB_THREADS=1`` (ntlib.config) comes from it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import grad as fgrad, vmap
+
+from benchmarks import timeit, with_ratios
+
+D_IN, D_OUT = 6, 4
+WIDTHS = ((8, 8), (10, 10, 10))
+LR, BATCH, NOISE = 0.01, 4, 0.5
+
+
+def _well_conditioned(g: torch.Generator, runs: int, n: int) -> torch.Tensor:
+    """(runs, n, n) matrices with singular values uniform in [0.7, 1.4]."""
+    q1, _ = torch.linalg.qr(torch.randn(runs, n, n, generator=g))
+    q2, _ = torch.linalg.qr(torch.randn(runs, n, n, generator=g))
+    s = 0.7 + 0.7 * torch.rand(runs, n, generator=g)
+    return q1 @ torch.diag_embed(s) @ q2
+
+
+def problem(runs: int, steps: int, seed: int = 0, device: str = "cpu") -> dict:
+    """Pre-drawn frozen maps, initial weights and the data stream of ``runs`` independent runs."""
+    g = torch.Generator().manual_seed(seed)
+    nets = []
+    for widths in WIDTHS:
+        dims = (D_IN,) + widths + (D_OUT,)
+        weights = [torch.randn(runs, dims[i + 1], dims[i], generator=g) / dims[i] ** 0.5 for i in range(len(dims) - 1)]
+        m_in = _well_conditioned(g, runs, D_IN) @ _well_conditioned(g, runs, D_IN)   # M_I Z
+        m_out = _well_conditioned(g, runs, D_OUT)
+        nets.append({"weights": weights, "m_in": m_in, "m_out": m_out})
+    v_star = torch.randn(runs, D_OUT, D_IN, generator=g) / D_IN ** 0.5
+    x = torch.randn(steps, runs, BATCH, D_IN, generator=g)
+    y = x @ v_star.transpose(1, 2).unsqueeze(0) + NOISE * torch.randn(steps, runs, BATCH, D_OUT, generator=g)
+    out = {"nets": nets, "x": x, "y": y, "steps": steps, "runs": runs}
+    return _to(out, device)
+
+
+def _to(obj, device):
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to(v, device) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to(v, device) for v in obj]
+    return obj
+
+
+def _forward(weights, m_in, m_out, x):
+    """EDLN output; works with or without a leading runs dimension (matmul broadcasts)."""
+    h = x @ m_in.transpose(-1, -2)
+    for w in weights:
+        h = h @ w.transpose(-1, -2)
+    return h @ m_out.transpose(-1, -2)
+
+
+def _loss(params, frozen, x, y):
+    """Sum over both networks of the batch-mean squared error (per run: no runs dim; stacked: summed over runs)."""
+    total, i = 0.0, 0
+    for m_in, m_out, n in frozen:
+        out = _forward(params[i:i + n], m_in, m_out, x)
+        total = total + ((out - y) ** 2).sum(-1).mean(-1).sum()
+        i += n
+    return total
+
+
+def _frozen(prob, r=None):
+    sel = (lambda t: t) if r is None else (lambda t: t[r])
+    return [(sel(n["m_in"]), sel(n["m_out"]), len(n["weights"])) for n in prob["nets"]]
+
+
+def _params(prob, r=None):
+    sel = (lambda t: t) if r is None else (lambda t: t[r])
+    return [sel(w).clone() for n in prob["nets"] for w in n["weights"]]
+
+
+def train_loop(prob) -> list[torch.Tensor]:
+    """Baseline: one plain training loop per run. Returns the final weights stacked over runs."""
+    finals = []
+    for r in range(prob["runs"]):
+        frozen = _frozen(prob, r)
+        params = [p.requires_grad_(True) for p in _params(prob, r)]
+        for k in range(prob["steps"]):
+            loss = _loss(params, frozen, prob["x"][k, r], prob["y"][k, r])
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for p, gp in zip(params, grads):
+                    p.sub_(LR * gp)
+        finals.append([p.detach() for p in params])
+    return [torch.stack(ps) for ps in zip(*finals)]
+
+
+def train_stacked(prob) -> list[torch.Tensor]:
+    """ntlib's batched path: parameters with a leading runs dimension, one step for all runs."""
+    frozen = _frozen(prob)
+    params = [p.requires_grad_(True) for p in _params(prob)]
+    for k in range(prob["steps"]):
+        loss = _loss(params, frozen, prob["x"][k], prob["y"][k])  # sum of independent run losses
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, gp in zip(params, grads):
+                p.sub_(LR * gp)
+    return [p.detach() for p in params]
+
+
+def train_vmap(prob) -> list[torch.Tensor]:
+    """The single-run step vectorised over runs with torch.func.vmap."""
+    frozen_stacked = _frozen(prob)
+    sizes = tuple(n for _, _, n in frozen_stacked)
+    mats = [t for m_in, m_out, _ in frozen_stacked for t in (m_in, m_out)]
+
+    def one_run_grad(params, mats, x, y):
+        frozen = [(mats[2 * j], mats[2 * j + 1], sizes[j]) for j in range(len(sizes))]
+        return fgrad(lambda p: _loss(p, frozen, x, y))(params)
+
+    step_grad = vmap(one_run_grad)
+    params = _params(prob)
+    for k in range(prob["steps"]):
+        grads = step_grad(params, mats, prob["x"][k], prob["y"][k])
+        params = [p - LR * gp for p, gp in zip(params, grads)]
+    return params
+
+
+def _max_rel_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).abs().max() / y.abs().max()) for x, y in zip(a, b))
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run(quick: bool = False, device: str = "cpu") -> list[dict]:
+    """Rows: loop vs stacked vs vmap at 8 (and 32) runs, then 1 vs 2 threads."""
+    steps = 100 if quick else 300
+    repeat = 1 if quick else 3
+    rows: list[dict] = []
+    for runs in ((8,) if quick else (8, 32)):
+        prob = problem(runs, steps, device=device)
+        ref = train_loop(prob)
+        bench = f"{runs} EDLN runs x {steps} SGD steps"
+        part = []
+        for method, fn in (("python loop", train_loop), ("stacked (runs dim)", train_stacked), ("vmap(grad)", train_vmap)):
+            wall = timeit(lambda: (fn(prob), _sync(device)), repeat=repeat, warmup=0 if method == "python loop" else 1)
+            err = _max_rel_diff(fn(prob), ref) if method != "python loop" else None
+            part.append({"benchmark": bench, "method": method, "wall_s": wall, "rel_error": err,
+                         "note": "baseline" if method == "python loop" else "target >= 5x at 8 runs"})
+        rows += with_ratios(part, "python loop")
+    if device == "cpu":
+        prob = problem(8, steps)
+        old = torch.get_num_threads()
+        part = []
+        try:
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                for method, fn in (("stacked", train_stacked), ("python loop", train_loop)):
+                    wall = timeit(lambda: fn(prob), repeat=repeat)
+                    part.append({"benchmark": "threads: 8 EDLN runs", "method": f"{method}, {threads} thread(s)",
+                                 "wall_s": wall, "note": "NTLIB_THREADS=1 is the default" if threads == 1 else ""})
+        finally:
+            torch.set_num_threads(old)
+        rows += with_ratios(part, "stacked, 1 thread(s)")
+    return rows
