@@ -27,8 +27,11 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# speed side by side with the alternatives (pyhessian, scipy eigsh, Python loops); writes
+# book/performance_table.md, included by the book's Performance page. --quick: smoke run.
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-lock.txt -e ".[bench]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache

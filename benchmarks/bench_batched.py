@@ -6,20 +6,21 @@ d = 6 inputs, 4 outputs, frozen M and Z with singular values in [0.7, 1.4],
 trained together by SGD (eta = 0.01, batch 4) on a Gaussian teacher y = V* x + eps
 with label noise, for a few hundred steps. ``runs`` independent seeds.
 
-Methods:
+Methods (all on the same pre-drawn data stream but the 1-run loop):
 
-* ``python loop``: what one writes first: for each run, a training loop on 2-D
-  tensors with autograd (the baseline);
-* ``stacked (runs dim)``: every parameter carries a leading runs dimension,
-  one batched forward/backward per step for all runs (ntlib's batched path);
-* ``vmap(grad)``: the same step written for one run and vectorised with
-  ``torch.func.vmap`` over the runs dimension.
+* ``python loop, torch autograd`` (baseline): what one writes first: for each
+  run, a training loop on 2-D tensors with autograd;
+* ``ntlib.linear.train, stacked runs``: ntlib's batched path: every weight
+  carries a leading runs dimension, explicit backprop, one step for all runs;
+* ``python loop of 1-run ntlib.linear.train``: the same code without batching;
+* ``stacked runs, torch autograd``: the stacking with autograd instead of
+  ntlib's explicit backprop;
+* ``torch.func.vmap(grad) over runs``: the single-run step vectorised with vmap.
 
-All three consume the same pre-drawn data, so they compute the same iterates;
-``rel_error`` is the largest relative difference of the final parameters from
-the loop's (round-off of batched vs plain matmuls).
+``rel_error`` is the largest relative difference of the final weights from the
+baseline's (round-off of batched vs plain matmuls: the iterates are the same).
 
-A second comparison times the stacked path with 1 and 2 torch threads: the
+A second comparison times ntlib's stacked path and the loop with 1 and 2 torch threads: the
 policy ``NTLIB_THREADS=1`` (ntlib.config) comes from it.
 """
 
@@ -44,7 +45,12 @@ def _well_conditioned(g: torch.Generator, runs: int, n: int) -> torch.Tensor:
 
 
 def problem(runs: int, steps: int, seed: int = 0, device: str = "cpu") -> dict:
-    """Pre-drawn frozen maps, initial weights and the data stream of ``runs`` independent runs."""
+    """Frozen maps, initial weights, the teacher and the data stream of ``runs`` independent runs.
+
+    The data stream is drawn exactly as :func:`ntlib.linear.train` draws it from
+    ``generator(seed + 1)`` (per step: x then the noise, each of shape (runs, batch, .)),
+    so that every method trains on the same samples.
+    """
     g = torch.Generator().manual_seed(seed)
     nets = []
     for widths in WIDTHS:
@@ -53,10 +59,16 @@ def problem(runs: int, steps: int, seed: int = 0, device: str = "cpu") -> dict:
         m_in = _well_conditioned(g, runs, D_IN) @ _well_conditioned(g, runs, D_IN)   # M_I Z
         m_out = _well_conditioned(g, runs, D_OUT)
         nets.append({"weights": weights, "m_in": m_in, "m_out": m_out})
-    v_star = torch.randn(runs, D_OUT, D_IN, generator=g) / D_IN ** 0.5
-    x = torch.randn(steps, runs, BATCH, D_IN, generator=g)
-    y = x @ v_star.transpose(1, 2).unsqueeze(0) + NOISE * torch.randn(steps, runs, BATCH, D_OUT, generator=g)
-    out = {"nets": nets, "x": x, "y": y, "steps": steps, "runs": runs}
+    v_star = torch.randn(D_OUT, D_IN, generator=g) / D_IN ** 0.5
+    gd = torch.Generator().manual_seed(seed + 1)
+    xs, ys = [], []
+    for _ in range(steps):
+        x = torch.randn(runs, BATCH, D_IN, generator=gd)
+        e = torch.randn(runs, BATCH, D_OUT, generator=gd)
+        xs.append(x)
+        ys.append(x @ v_star.T + NOISE * e)
+    out = {"nets": nets, "v_star": v_star, "x": torch.stack(xs), "y": torch.stack(ys), "steps": steps,
+           "runs": runs, "seed": seed}
     return _to(out, device)
 
 
@@ -145,8 +157,48 @@ def train_vmap(prob) -> list[torch.Tensor]:
     return params
 
 
+def train_ntlib(prob) -> list[torch.Tensor]:
+    """ntlib.linear.train: all runs stacked, explicit backprop, one call per network."""
+    from ntlib import linear
+
+    dev = prob["x"].device
+    t = linear.teacher(prob["v_star"], sigma_eps=NOISE ** 2 * torch.eye(D_OUT, device=dev))
+    out = []
+    for net in prob["nets"]:
+        g = torch.Generator(device=dev).manual_seed(prob["seed"] + 1)  # the same stream for both networks
+        ws, _ = linear.train(net["weights"], t, lr=LR, steps=prob["steps"], generator=g, batch_size=BATCH,
+                             m_in=net["m_in"], m_out=net["m_out"])
+        out += ws
+    return out
+
+
+def train_ntlib_loop(prob) -> list[torch.Tensor]:
+    """A Python loop over runs, each a one-run ntlib.linear.train (its own data stream)."""
+    from ntlib import linear
+
+    dev = prob["x"].device
+    t = linear.teacher(prob["v_star"], sigma_eps=NOISE ** 2 * torch.eye(D_OUT, device=dev))
+    finals = []
+    for r in range(prob["runs"]):
+        for net in prob["nets"]:
+            g = torch.Generator(device=dev).manual_seed(prob["seed"] + 1 + r)
+            ws, _ = linear.train([w[r:r + 1] for w in net["weights"]], t, lr=LR, steps=prob["steps"], generator=g,
+                                 batch_size=BATCH, m_in=net["m_in"][r:r + 1], m_out=net["m_out"][r:r + 1])
+            finals.append(ws)
+    return finals
+
+
 def _max_rel_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((x - y).abs().max() / y.abs().max()) for x, y in zip(a, b))
+
+
+METHODS = (
+    ("python loop, torch autograd", train_loop, "baseline: what one writes first"),
+    ("ntlib.linear.train, stacked runs", train_ntlib, "ntlib's batched path; target >= 5x at 8 runs"),
+    ("python loop of 1-run ntlib.linear.train", train_ntlib_loop, "batching removed (own data streams)"),
+    ("stacked runs, torch autograd", train_stacked, "the same stacking with autograd"),
+    ("torch.func.vmap(grad) over runs", train_vmap, "vectorised single-run step"),
+)
 
 
 def _sync(device: str) -> None:
@@ -159,17 +211,17 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict]:
     steps = 100 if quick else 300
     repeat = 1 if quick else 3
     rows: list[dict] = []
+    baseline = METHODS[0][0]
     for runs in ((8,) if quick else (8, 32)):
         prob = problem(runs, steps, device=device)
         ref = train_loop(prob)
         bench = f"{runs} EDLN runs x {steps} SGD steps"
         part = []
-        for method, fn in (("python loop", train_loop), ("stacked (runs dim)", train_stacked), ("vmap(grad)", train_vmap)):
-            wall = timeit(lambda: (fn(prob), _sync(device)), repeat=repeat, warmup=0 if method == "python loop" else 1)
-            err = _max_rel_diff(fn(prob), ref) if method != "python loop" else None
-            part.append({"benchmark": bench, "method": method, "wall_s": wall, "rel_error": err,
-                         "note": "baseline" if method == "python loop" else "target >= 5x at 8 runs"})
-        rows += with_ratios(part, "python loop")
+        for method, fn, note in METHODS:
+            wall = timeit(lambda: (fn(prob), _sync(device)), repeat=repeat, warmup=0 if "loop" in method else 1)
+            err = _max_rel_diff(fn(prob), ref) if fn not in (train_loop, train_ntlib_loop) else None
+            part.append({"benchmark": bench, "method": method, "wall_s": wall, "rel_error": err, "note": note})
+        rows += with_ratios(part, baseline)
     if device == "cpu":
         prob = problem(8, steps)
         old = torch.get_num_threads()
@@ -177,11 +229,11 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict]:
         try:
             for threads in (1, 2):
                 torch.set_num_threads(threads)
-                for method, fn in (("stacked", train_stacked), ("python loop", train_loop)):
+                for method, fn in (("ntlib.linear.train", train_ntlib), ("python loop", train_loop)):
                     wall = timeit(lambda: fn(prob), repeat=repeat)
                     part.append({"benchmark": "threads: 8 EDLN runs", "method": f"{method}, {threads} thread(s)",
                                  "wall_s": wall, "note": "NTLIB_THREADS=1 is the default" if threads == 1 else ""})
         finally:
             torch.set_num_threads(old)
-        rows += with_ratios(part, "stacked, 1 thread(s)")
+        rows += with_ratios(part, "ntlib.linear.train, 1 thread(s)")
     return rows

@@ -18,7 +18,7 @@ import torch
 
 from . import _checks
 from ._params import Params, sq_norm
-from .grads import value_and_grad
+from .grads import grad, value_and_grad
 
 
 def entropic_loss(loss_fn: Callable[[Params], torch.Tensor], lr: float, *, coef: float = 0.25) -> Callable[[Params], torch.Tensor]:
@@ -119,6 +119,13 @@ def hessian_gradient_product(loss_fn: Callable[[Params], torch.Tensor], params: 
 
     The direction of the leading-order irreversibility error and of the entropic
     force (Chapter 1, ``thm-irreversibility``, ``eq-entropic-force``).
+
+    Example
+    -------
+    >>> import torch
+    >>> A = torch.diag(torch.tensor([1.0, 3.0], dtype=torch.float64))
+    >>> hessian_gradient_product(lambda t: 0.5 * t @ A @ t, torch.ones(2, dtype=torch.float64)).tolist()  # A A t
+    [1.0, 9.0]
     """
     return grad(lambda p: 0.5 * sq_norm(grad(loss_fn, p, create_graph=True)), params)
 
@@ -129,8 +136,15 @@ def entropic_force(loss_fn: Callable[[Params], torch.Tensor], params: Params, lr
 
     With the default ``coef = 1/4`` it is ``-(lr/2) H grad L``: the extra pull of
     discrete training towards points of small gradient norm.
+
+    Example
+    -------
+    >>> import torch
+    >>> entropic_force(lambda t: 0.5 * (t ** 2).sum(), torch.tensor([2.0], dtype=torch.float64), lr=0.1).tolist()
+    [-0.1]
     """
     lr = _checks.positive("lr", lr, strict=False)
+    coef = _checks.real("coef", coef)
     hg = hessian_gradient_product(loss_fn, params)
     if isinstance(hg, torch.Tensor):
         return -2 * coef * lr * hg

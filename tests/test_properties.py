@@ -237,3 +237,25 @@ def test_generator_is_a_function_of_the_seed(seed):
     a = torch.randn(4, generator=config.generator(seed))
     assert torch.equal(a, torch.randn(4, generator=config.generator(seed)))
     assert not torch.equal(a, torch.randn(4, generator=config.generator(seed + 1)))
+
+
+# ---- batched deep linear networks: explicit backprop vs autograd -------------
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(seed=seeds, widths=st.lists(st.integers(1, 5), min_size=2, max_size=5), runs=st.integers(1, 4),
+       batch=st.integers(1, 6))
+def test_linear_explicit_backprop_matches_autograd(seed, widths, runs, batch):
+    """One step of ntlib.linear.train equals one step of ensemble.train driven by autograd gradients."""
+    from ntlib import ensemble, linear
+
+    g = config.generator(seed)
+    t = linear.teacher(randn(seed, widths[-1], widths[0]))
+    assert isinstance(t, linear.Teacher)
+    w0 = linear.init_weights(widths, runs, g)
+    x, y = linear.sample(t, (runs, batch), config.generator(seed + 1))
+    per_run = lambda ws, b: ((linear.forward(ws, b[0]) - b[1]) ** 2).sum((-1, -2)) / batch
+    auto, hist = ensemble.train(ensemble.autograd_loss_and_grads(per_run, lambda k: (x, y)), w0, lr=0.01, steps=1)
+    assert isinstance(hist, ensemble.History) and hist.steps == []
+    explicit, _ = linear.train(w0, t, lr=0.01, steps=1, generator=config.generator(seed + 1), batch_size=batch)
+    for a, b in zip(auto, explicit):
+        assert torch.allclose(a, b, atol=1e-12)
