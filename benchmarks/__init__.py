@@ -43,6 +43,26 @@ def timeit(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> flo
     return times[len(times) // 2]
 
 
+def timed(fn: Callable[[], object], *, repeat: int = 3, warmup: int = 0) -> tuple[float, object]:
+    """``(median wall time, result of the last call)`` of ``fn()`` (see :func:`timeit`).
+
+    Example
+    -------
+    >>> wall, out = timed(lambda: 2 + 2, repeat=1)
+    >>> out
+    4
+    """
+    for _ in range(warmup):
+        fn()
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2], out
+
+
 def with_ratios(rows: list[dict], baseline: str) -> list[dict]:
     """Fill ``ratio`` = baseline wall time / row wall time for each row (in place, returned).
 

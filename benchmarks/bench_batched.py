@@ -4,7 +4,7 @@ Workload (Chapter 3, theory notes section 6): two embedded deep linear networks
 (EDLN) f(x) = M_O W_D ... W_1 M_I Z x, hidden widths (8, 8) and (10, 10, 10),
 d = 6 inputs, 4 outputs, frozen M and Z with singular values in [0.7, 1.4],
 trained together by SGD (eta = 0.01, batch 4) on a Gaussian teacher y = V* x + eps
-with label noise, for a few hundred steps. ``runs`` independent seeds.
+with label noise, for 200 steps. ``runs`` independent seeds.
 
 Methods (all on the same pre-drawn data stream but the 1-run loop):
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch.func import grad as fgrad, vmap
 
-from benchmarks import timeit, with_ratios
+from benchmarks import timed, with_ratios
 
 D_IN, D_OUT = 6, 4
 WIDTHS = ((8, 8), (10, 10, 10))
@@ -207,19 +207,21 @@ def _sync(device: str) -> None:
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[dict]:
-    """Rows: loop vs stacked vs vmap at 8 (and 32) runs, then 1 vs 2 threads."""
-    steps = 100 if quick else 300
+    """Rows: every method at 8 runs, loop vs ntlib at 32 runs, then 1 vs 2 threads."""
+    steps = 100 if quick else 200
     repeat = 1 if quick else 3
     rows: list[dict] = []
     baseline = METHODS[0][0]
-    for runs in ((8,) if quick else (8, 32)):
+    for runs, methods in ((8, METHODS),) + (() if quick else ((32, METHODS[:2]),)):
         prob = problem(runs, steps, device=device)
-        ref = train_loop(prob)
         bench = f"{runs} EDLN runs x {steps} SGD steps"
-        part = []
-        for method, fn, note in METHODS:
-            wall = timeit(lambda: (fn(prob), _sync(device)), repeat=repeat, warmup=0 if "loop" in method else 1)
-            err = _max_rel_diff(fn(prob), ref) if fn not in (train_loop, train_ntlib_loop) else None
+        part, ref = [], None
+        for method, fn, note in methods:
+            loop = fn in (train_loop, train_ntlib_loop)
+            wall, out = timed(lambda: (fn(prob), _sync(device))[0], repeat=repeat, warmup=0 if loop else 1)
+            if fn is train_loop:
+                ref = out
+            err = None if loop else _max_rel_diff(out, ref)
             part.append({"benchmark": bench, "method": method, "wall_s": wall, "rel_error": err, "note": note})
         rows += with_ratios(part, baseline)
     if device == "cpu":
@@ -230,7 +232,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict]:
             for threads in (1, 2):
                 torch.set_num_threads(threads)
                 for method, fn in (("ntlib.linear.train", train_ntlib), ("python loop", train_loop)):
-                    wall = timeit(lambda: fn(prob), repeat=repeat)
+                    wall, _ = timed(lambda: fn(prob), repeat=repeat, warmup=1 if fn is train_ntlib else 0)
                     part.append({"benchmark": "threads: 8 EDLN runs", "method": f"{method}, {threads} thread(s)",
                                  "wall_s": wall, "note": "NTLIB_THREADS=1 is the default" if threads == 1 else ""})
         finally:

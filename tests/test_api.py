@@ -94,3 +94,18 @@ def test_public_object_is_exercised_by_a_test(qualname, obj):
     short = module.split(".")[-1]
     used = [s for s in SOURCES if re.search(rf"\b{short}\b", s) and re.search(rf"\b{re.escape(name)}\b", s)]
     assert used, f"{qualname} is not used in any test or chapter"
+
+
+def test_readme_example_runs(capsys):
+    """The README's "Use ntlib on your own model" example runs as printed."""
+    pytest.importorskip("ntlib.hessian")
+    pytest.importorskip("ntlib.align")
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## Use ntlib on your own model.*?```python\n(.*?)```", text, re.S).group(1)
+    dtype = __import__("torch").get_default_dtype()
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:
+        __import__("torch").set_default_dtype(dtype)
+    out = capsys.readouterr().out
+    assert "top eigenvalues" in out and "linear CKA" in out
