@@ -58,13 +58,13 @@ class EntropicTerms(NamedTuple):
     loss: torch.Tensor
     """Full-batch loss L."""
     grad_sq: torch.Tensor
-    """|grad L|^2: the part from discretisation."""
+    """The part from discretisation, ``|grad L|^2``."""
     trace_cov: torch.Tensor
     """Tr Sigma, the per-sample gradient covariance (population, 1/N)."""
     noise: torch.Tensor
-    """(1/B) Tr Sigma times the finite-population factor: the part from sampling."""
+    """The part from sampling, ``(1/B) Tr Sigma`` times the finite-population factor."""
     expected_batch_grad_sq: torch.Tensor
-    """E_B |grad l_B|^2 = grad_sq + noise."""
+    """The expectation over batches ``E_B |grad l_B|^2 = grad_sq + noise``."""
 
     def free_energy(self, lr: float) -> torch.Tensor:
         """F = L + (lr/4) E_B|grad l_B|^2."""

@@ -109,3 +109,12 @@ def test_readme_example_runs(capsys):
         __import__("torch").set_default_dtype(dtype)
     out = capsys.readouterr().out
     assert "top eigenvalues" in out and "linear CKA" in out
+
+
+def test_api_page_documents_every_module():
+    """book/api.md has an automodule block for every public ntlib module (add one when adding a module)."""
+    page = (ROOT / "book" / "api.md").read_text()
+    documented = set(re.findall(r"^\.\. automodule:: (ntlib\.\w+)\s*$", page, re.M))
+    modules = {m.__name__ for m in public_modules()}
+    assert modules <= documented, f"book/api.md misses {sorted(modules - documented)}"
+    assert documented <= modules, f"book/api.md documents missing modules {sorted(documented - modules)}"
