@@ -30,7 +30,7 @@ test: $(STAMP)
 # speed side by side with the alternatives (pyhessian, scipy eigsh, Python loops); writes
 # book/performance_table.md, included by the book's Performance page. --quick: smoke run.
 bench: $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-lock.txt -e ".[bench]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -c "import pyhessian" 2>/dev/null || { $(PY) -m pip install -q --disable-pip-version-check -r requirements-lock.txt -e ".[bench]" 2>&1 | grep -v "^WARNING: Location" || true; }
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
