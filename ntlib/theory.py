@@ -89,9 +89,9 @@ def diagonal_noise_sharpness(r: float) -> float:
 
     The top Hessian eigenvalue of L = E|U W x - y|^2 at the entropic minimum
     for V* = I_2, Sigma_x = I_2, Sigma_eps proportional to diag(1, r), r > 0.
-    S(1) = 4 is the flattest value; S grows like r^{-1/2} as r -> 0.
-    Swapping the two outputs maps r to 1/r, so S(r) = S(1/r): for r > 1 the
-    formula is evaluated at 1/r.
+    S(1) = 4 is the flattest value; S grows like r^{-1/2} as r -> 0. The
+    formula is written for r <= 1; swapping the two outputs shows S(r) = S(1/r),
+    which is used for r > 1.
 
     Example
     -------
