@@ -259,3 +259,29 @@ def test_linear_explicit_backprop_matches_autograd(seed, widths, runs, batch):
     explicit, _ = linear.train(w0, t, lr=0.01, steps=1, generator=config.generator(seed + 1), batch_size=batch)
     for a, b in zip(auto, explicit):
         assert torch.allclose(a, b, atol=1e-12)
+
+
+# ---- sharpness of deep linear networks: three routes to the same Hessian -----
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(seed=seeds, widths=st.lists(st.integers(1, 3), min_size=2, max_size=4), runs=st.integers(1, 3))
+def test_population_hessian_matches_dense_hessian_and_lanczos(seed, widths, runs):
+    """sharpness.population_hessian = hessian.dense_hessian of linear.population_loss; Lanczos finds its top."""
+    hessian = pytest.importorskip("ntlib.hessian")
+    sharpness = pytest.importorskip("ntlib.sharpness")
+    from ntlib import linear
+
+    t = linear.teacher(randn(seed, widths[-1], widths[0]), sigma_x=rand_spd(widths[0], seed + 1, 3.0))
+    ws = linear.init_weights(widths, runs, config.generator(seed + 2))
+    h = sharpness.population_hessian(ws, t)
+    top = sharpness.population_sharpness(ws, t)
+    for r in range(runs):
+        loss = lambda p: linear.population_loss(list(p), t, label_noise=False).sum()
+        params = tuple(w[r:r + 1] for w in ws)
+        dense = hessian.dense_hessian(loss, params)
+        assert torch.allclose(h[r], dense, atol=1e-10 * (1 + float(dense.abs().max())))
+        res = hessian.top_eigenvalues(loss, params, k=1, tol=1e-10, atol=1e-12, generator=config.generator(seed))
+        assert isinstance(res, hessian.Eigen) and res.converged
+        lam = float(torch.linalg.eigvalsh(dense).max())
+        assert math.isclose(float(res.values[0]), lam, rel_tol=1e-8, abs_tol=1e-10)
+        assert math.isclose(float(top[r]), lam, rel_tol=1e-8, abs_tol=1e-10)
