@@ -53,8 +53,11 @@ pdf: $(NODE_STAMP) chromium
 	@test -f _build/html/index.html || $(MAKE) book
 	CHROMIUM=$(CHROMIUM) node tests/browser/print_pdf.mjs _build/html _build/pdf/book.pdf
 
+# speed side by side with the alternatives (pyhessian, scipy eigsh, Python loops); writes
+# book/performance_table.md, included by the book's Performance page. --quick: smoke run.
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	@$(PY) -c "import pyhessian" 2>/dev/null || { $(PY) -m pip install -q --disable-pip-version-check -r requirements-lock.txt -e ".[bench]" 2>&1 | grep -v "^WARNING: Location" || true; }
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache

@@ -47,6 +47,30 @@ def positive(name: str, value: float, *, strict: bool = True) -> float:
     return v
 
 
+def real(name: str, value: float) -> float:
+    """Check that a scalar is a finite real number."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    if not (v == v and abs(v) != float("inf")):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+def function(name: str, f) -> None:
+    """Check that ``f`` is callable."""
+    if not callable(f):
+        raise TypeError(f"{name} must be callable, got {type(f).__name__}")
+
+
+def integer(name: str, value: int) -> int:
+    """Check that ``value`` is an int (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return value
+
+
 def positive_int(name: str, value: int, *, minimum: int = 1) -> int:
     """Check that ``value`` is an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):

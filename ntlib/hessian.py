@@ -429,7 +429,7 @@ class SharpnessTracker:
 
     Each :meth:`update` calls :func:`top_eigenvalues` started from the previous
     eigenvectors (the top eigenvector moves slowly along a training path, so a
-    check costs a few Hessian-vector products) and appends to :attr:`history`.
+    check costs a few Hessian-vector products) and appends to ``history``.
 
     Parameters
     ----------

@@ -199,7 +199,7 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
           sigma_eps: torch.Tensor | None = None, shared_data: bool = False, weight_decay: float = 0.0,
           optimizer: str = "sgd", adam: dict | None = None, m_in=None, m_out=None, z=None,
           record_every: int = 0, recorder: Callable[[int, Weights], object] | None = None) -> tuple[Weights, History]:
-    """Train an ensemble of deep linear networks; returns the final weights and a :class:`History`.
+    """Train an ensemble of deep linear networks; returns the final weights and a :class:`~ntlib.ensemble.History`.
 
     Parameters
     ----------

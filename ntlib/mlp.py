@@ -6,7 +6,7 @@ Parameters are a list ``[W_1, b_1, ..., W_D, b_D]`` (or ``[W_1, ..., W_D]`` with
 the ReLU neuron-balance experiment (Chapter 2), the two-view nonlinear networks
 (Chapter 3) and the tanh networks of Chapter 4. Train them with :func:`train`
 (any per-run loss, fresh or fixed batches) and measure their sharpness with
-:mod:`ntlib.hessian` on one run's parameters (:func:`run_params`).
+``ntlib.hessian`` on one run's parameters (:func:`run_params`).
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def population_hessian(weights: Sequence[torch.Tensor], t) -> torch.Tensor:
     """Dense Hessian of :func:`ntlib.linear.population_loss` for every run, shape (runs, n, n).
 
     ``t`` is a :class:`ntlib.linear.Teacher`; the parameters are flattened in the
-    order ``W_1, ..., W_D`` (row-major), as in :func:`ntlib._params.flatten`.
+    order ``W_1, ..., W_D`` (row-major), as in ``ntlib._params.flatten``.
     Computed with ``torch.func.vmap(torch.func.hessian(...))`` over the runs.
     """
     ws = _check_weights(weights)
