@@ -98,3 +98,30 @@ def spd(name: str, m: torch.Tensor, *, rtol: float = 1e-10) -> torch.Tensor:
     if lo <= rtol * scale:
         raise ValueError(f"{name} must be positive definite, smallest eigenvalue is {float(lo):.3g}")
     return m
+
+
+def generator(name: str, g) -> torch.Generator:
+    """Check that ``g`` is a ``torch.Generator`` (see ``ntlib.config.generator``)."""
+    if not isinstance(g, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator (e.g. ntlib.config.generator(seed)), got {type(g).__name__}")
+    return g
+
+
+def widths(name: str, w) -> list[int]:
+    """Check a list of at least two positive integer layer widths."""
+    w = list(w)
+    if len(w) < 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in w):
+        raise ValueError(f"{name} must list at least 2 positive integer sizes, got {w}")
+    return w
+
+
+def invertible(name: str, m: torch.Tensor, *, rtol: float = 1e-10) -> torch.Tensor:
+    """Check a finite matrix (or a stack of them) of full rank: square ones must be invertible."""
+    tensor(name, m)
+    if m.ndim not in (2, 3):
+        raise ValueError(f"{name} must be a matrix (a, b) or a stack (runs, a, b), got shape {tuple(m.shape)}")
+    s = torch.linalg.svdvals(m)
+    if bool((s[..., -1] <= rtol * s[..., 0]).any()):
+        raise ValueError(f"{name} must have full rank (an invertible embedding), smallest singular value "
+                         f"{float(s[..., -1].min()):.3g}")
+    return m

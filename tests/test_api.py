@@ -28,10 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Functions without a doctest example yet (modules added after the example pass; see issue 6).
 WITHOUT_EXAMPLE = {
-    "ntlib.ensemble.learning_rates", "ntlib.ensemble.train", "ntlib.ensemble.autograd_loss_and_grads",
-    "ntlib.linear.teacher", "ntlib.linear.sample", "ntlib.linear.init_weights", "ntlib.linear.hidden",
-    "ntlib.linear.forward", "ntlib.linear.end_to_end", "ntlib.linear.population_loss", "ntlib.linear.train",
-    "ntlib.mlp.init", "ntlib.mlp.forward", "ntlib.mlp.mse", "ntlib.mlp.run_params", "ntlib.mlp.train",
     "ntlib.sharpness.gauss_newton_matrix", "ntlib.sharpness.population_hessian",
     "ntlib.sharpness.population_sharpness", "ntlib.sharpness.edge_balance",
 }
