@@ -11,6 +11,7 @@ the ReLU neuron-balance experiment (Chapter 2), the two-view nonlinear networks
 
 from __future__ import annotations
 
+import operator
 from typing import Callable, Sequence
 
 import torch
@@ -123,8 +124,13 @@ def run_params(params: Sequence[torch.Tensor], run: int) -> tuple[torch.Tensor, 
     [(1, 3, 2), (1, 3), (1, 1, 3), (1, 1)]
     """
     runs = params[0].shape[0]
-    if isinstance(run, bool) or not isinstance(run, int) or not 0 <= run < runs:
+    try:
+        ok = not isinstance(run, bool) and 0 <= operator.index(run) < runs
+    except TypeError:
+        ok = False
+    if not ok:
         raise ValueError(f"run must be an int in [0, {runs}), got {run!r}")
+    run = operator.index(run)
     return tuple(p[run : run + 1] for p in params)
 
 
