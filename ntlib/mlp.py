@@ -107,7 +107,8 @@ def mse(params: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, act
     [1.0, 1.0]
     """
     f = forward(params, x, activation=activation, bias=bias)
-    _checks.tensor("y", y)
+    if not isinstance(y, torch.Tensor):  # shape only: value checks would break torch.func.vmap
+        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
     if y.shape[-2:] != f.shape[-2:] or (y.ndim == 3 and y.shape[0] != f.shape[0]) or y.ndim not in (2, 3):
         raise ValueError(f"y must have shape (n, out) = {tuple(f.shape[-2:])} or (runs, n, out) = "
                          f"{tuple(f.shape)}, got {tuple(y.shape)}")

@@ -87,3 +87,13 @@ def test_mlp_validation():
         ensemble.train(None, p, lr=0.1, steps=1)
     with pytest.raises(TypeError, match="non-empty list"):
         ensemble.train(lambda k, ps: None, [], lr=0.1, steps=1)
+
+
+def test_mlp_mse_works_under_vmap():
+    """Per-sample gradients (torch.func.vmap) through mlp.mse, as Chapter 1 uses them."""
+    from ntlib import grads
+    p = tuple(mlp.init([1, 5, 1], 1, generator(0)))
+    x, y = torch.randn(6, 1), torch.randn(6, 1)
+    f = lambda q, xi, yi: mlp.mse(q, xi.unsqueeze(0), yi.unsqueeze(0), activation="tanh").sum()
+    ps = grads.per_sample_grads(f, p, x, y)
+    assert torch.allclose(sum(g.mean(0) for g in ps[:1]), grads.grad(lambda q: mlp.mse(q, x, y, activation="tanh").sum(), p)[0])
