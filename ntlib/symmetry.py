@@ -64,6 +64,13 @@ def orbit(theta: Params, a: Sequence, lam: float) -> Params:
     ``theta[i]``) is its diagonal on the i-th parameter tensor. ``a = (1,)``
     is the scaling symmetry, ``a = (1, -1)`` on ``(w, u)`` the rescaling
     symmetry ``(e^lam w, e^-lam u)``. Returns the same container form as ``theta``.
+
+    Example
+    -------
+    >>> import math, torch
+    >>> w, u = orbit((torch.tensor([1.0]), torch.tensor([4.0])), (1, -1), math.log(2.0))
+    >>> float(w), float(u)
+    (2.0, 2.0)
     """
     items, a = _diag_blocks(theta, a)
     out = [t * torch.exp(lam * ai) for t, ai in zip(items, a)]
@@ -94,6 +101,13 @@ def charge_step_residual(theta: Params, theta_next: Params, g: Params, lr: float
     gradient ``g``, so the identity is exact (zero up to round-off) for every
     GD or SGD step. A non-zero value means either the loss lacks the
     symmetry or ``theta_next`` is not the plain step.
+
+    Example
+    -------
+    >>> import torch
+    >>> theta, g = torch.tensor([3.0, 4.0]), torch.tensor([4.0, -3.0])  # g orthogonal to theta (A = I)
+    >>> float(charge_step_residual(theta, theta - 0.1 * g, g, 0.1, (1,))) < 1e-12
+    True
     """
     lr = _checks.positive("lr", lr, strict=False)
     for name, p in (("theta_next", theta_next), ("g", g)):
@@ -120,6 +134,13 @@ def neuron_split(w: torch.Tensor, b: torch.Tensor | None, u: torch.Tensor, *,
     (``in - out``); applied to gradients, the two sides of neuron balance.
     With ``squared=True`` the inputs are already entry-wise squares (e.g.
     :func:`expected_batch_sq`) and are only summed.
+
+    Example
+    -------
+    >>> import torch
+    >>> inc, out = neuron_split(torch.tensor([[3.0, 4.0]]), None, torch.tensor([[2.0]]))
+    >>> inc.tolist(), out.tolist()
+    ([25.0], [4.0])
     """
     _checks.tensor("w", w)
     _checks.tensor("u", u)
@@ -148,6 +169,12 @@ def expected_batch_sq(sample_grads: torch.Tensor, batch_size: int, *, replacemen
     ``c = 1`` for i.i.d. draws and ``c = (N - B)/(N - 1)`` without replacement.
     Summed over all entries this is ``EntropicTerms.expected_batch_grad_sq``
     of :func:`ntlib.entropic.sgd_entropic_terms`.
+
+    Example
+    -------
+    >>> import torch
+    >>> expected_batch_sq(torch.tensor([[1.0], [3.0]]), 1).tolist()  # (1 + 9) / 2
+    [5.0]
     """
     _checks.tensor("sample_grads", sample_grads)
     if sample_grads.ndim < 1 or sample_grads.shape[0] < 1:
@@ -172,6 +199,13 @@ def balance_log_ratio(incoming: torch.Tensor, outgoing: torch.Tensor, *, time_di
     time averages, not the average of ratios: the balance is a statement about
     time averages, snapshots fluctuate by O(sqrt(lr))). ``layer=True`` first
     sums over the last (neuron) dimension: the layer balance.
+
+    Example
+    -------
+    >>> import torch
+    >>> r = balance_log_ratio(torch.tensor([[1.0], [3.0]]), torch.tensor([[2.0], [2.0]]), time_dim=0)
+    >>> r.tolist()
+    [0.0]
     """
     _checks.tensor("incoming", incoming)
     _checks.tensor("outgoing", outgoing)
@@ -203,7 +237,14 @@ def _pair(w: torch.Tensor, u: torch.Tensor) -> None:
 
 
 def matrix_charge(w: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """``U^T U - W W^T`` (h x h), conserved by gradient flow on any loss of ``U W`` (``eq-matrix-step``)."""
+    """``U^T U - W W^T`` (h x h), conserved by gradient flow on any loss of ``U W`` (``eq-matrix-step``).
+
+    Example
+    -------
+    >>> import torch
+    >>> matrix_charge(2 * torch.eye(2), torch.eye(2)).tolist()
+    [[-3.0, 0.0], [0.0, -3.0]]
+    """
     _pair(w, u)
     return u.transpose(-1, -2) @ u - w @ w.transpose(-1, -2)
 
@@ -216,6 +257,14 @@ def matrix_step_residual(w: torch.Tensor, u: torch.Tensor, w_next: torch.Tensor,
     (``G = dl/dK``), so the right side equals ``lr^2 (W G^T G W^T - U^T G G^T U)``.
     Exact (round-off) for every GD/SGD step of a loss that depends on
     ``U W`` only. Returns one value per leading index.
+
+    Example
+    -------
+    >>> import torch
+    >>> w, u, G = torch.eye(2), 2 * torch.eye(2), torch.tensor([[1.0, 0.0], [0.5, -1.0]])
+    >>> gw, gu = u.T @ G, G @ w.T
+    >>> float(matrix_step_residual(w, u, w - 0.1 * gw, u - 0.1 * gu, gw, gu, 0.1)) < 1e-6  # float32 round-off
+    True
     """
     _pair(w, u)
     lr = _checks.positive("lr", lr, strict=False)
@@ -238,6 +287,16 @@ def linear_pair_moments(weights: Sequence[torch.Tensor], i: int, v_star: torch.T
     ``P = W_D..W_{i+2}``, ``Q = W_{i-1}..W_1``, ``D = W_D..W_1 - v_star``,
     ``E[x x^T (r^T M r)] = Tr(D^T M D Sx) Sx + 2 Sx D^T M D Sx + Tr(M Se) Sx``
     for ``r = D x - eps``. Shapes (..., h_{i-1}, h_{i-1}) and (..., h_{i+1}, h_{i+1}).
+
+    Example
+    -------
+    At a global minimum ``E[G^T G] = 4 Tr(Se) Sx``:
+
+    >>> import torch
+    >>> I = torch.eye(2, dtype=torch.float64)
+    >>> gtg, ggt = linear_pair_moments([I, I], 0, I, I, I)
+    >>> gtg.tolist()
+    [[8.0, 0.0], [0.0, 8.0]]
     """
     ws = list(weights)
     if not 0 <= i < len(ws) - 1:
@@ -293,7 +352,15 @@ def linear_pair_moments(weights: Sequence[torch.Tensor], i: int, v_star: torch.T
 
 def matrix_balance_sides(w: torch.Tensor, u: torch.Tensor, gtg: torch.Tensor,
                          ggt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two h x h sides ``(W E[G^T G] W^T, U^T E[G G^T] U)`` of matrix balance (``eq-matrix-balance``)."""
+    """The two h x h sides ``(W E[G^T G] W^T, U^T E[G G^T] U)`` of matrix balance (``eq-matrix-balance``).
+
+    Example
+    -------
+    >>> import torch
+    >>> lhs, rhs = matrix_balance_sides(2 * torch.eye(2), torch.eye(2), torch.eye(2), torch.eye(2))
+    >>> lhs.trace().item(), rhs.trace().item()
+    (8.0, 2.0)
+    """
     _pair(w, u)
     if gtg.shape[-2:] != (w.shape[-1],) * 2 or ggt.shape[-2:] != (u.shape[-2],) * 2:
         raise ValueError(f"gtg must be {w.shape[-1]}x{w.shape[-1]} and ggt {u.shape[-2]}x{u.shape[-2]} for "
@@ -307,6 +374,12 @@ def matrix_balance_error(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     Symmetric in its arguments, zero exactly at balance, and invariant under
     a common rotation ``R (.) R^T`` of both sides (the hidden-layer rotation
     symmetry that the entropic loss keeps). One value per leading index.
+
+    Example
+    -------
+    >>> import torch
+    >>> round(float(matrix_balance_error(3 * torch.eye(2), torch.eye(2))), 6)
+    1.0
     """
     _checks.tensor("lhs", lhs)
     _checks.tensor("rhs", rhs)
@@ -320,7 +393,14 @@ def matrix_balance_error(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
 
 
 def relative_error(a: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """``|a - ref|_F / |ref|_F`` over the last two dimensions (one value per leading index)."""
+    """``|a - ref|_F / |ref|_F`` over the last two dimensions (one value per leading index).
+
+    Example
+    -------
+    >>> import torch
+    >>> float(relative_error(1.5 * torch.eye(2), torch.eye(2)))
+    0.5
+    """
     _checks.tensor("a", a)
     _checks.tensor("ref", ref)
     try:
@@ -342,6 +422,14 @@ def scale_invariant_grad(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) 
     invariant under ``theta -> c theta``, so the gradient
     ``2 mean[(x.n - y)(I - n n^T) x] / |theta|`` (``n = theta/|theta|``) is
     orthogonal to ``theta``. Returns ``(loss (...), grad (..., d))``.
+
+    Example
+    -------
+    >>> import torch
+    >>> theta = torch.tensor([3.0, 4.0])
+    >>> loss, g = scale_invariant_grad(theta, torch.tensor([[1.0, 0.0]]), torch.tensor([0.0]))
+    >>> round(float(loss), 6), abs(float(g @ theta)) < 1e-6
+    (0.36, True)
     """
     _checks.tensor("theta", theta)
     if x.shape[:-2] != theta.shape[:-1] or x.shape[-1] != theta.shape[-1] or y.shape != x.shape[:-1]:
@@ -365,6 +453,16 @@ def scale_invariant_train(theta0: torch.Tensor, v: torch.Tensor, *, lr: float, s
     ``|n - v|^2 + noise^2``). Returns a dict of recorded ``steps`` (k,),
     ``sq_norm`` (k, runs) of ``|theta|^2`` and the maximum per-step residual
     ``identity_residual`` of ``|theta'|^2 = |theta|^2 + lr^2 |g|^2``, plus ``theta``.
+
+    Example
+    -------
+    >>> import torch
+    >>> from ntlib.config import generator
+    >>> out = scale_invariant_train(torch.tensor([[0.0, 1.0]], dtype=torch.float64),
+    ...                             torch.tensor([1.0, 0.0], dtype=torch.float64), lr=0.1, steps=20,
+    ...                             batch_size=1, noise=1.0, generator=generator(0))
+    >>> bool(out["sq_norm"][-1, 0] > 1.0), out["identity_residual"] < 1e-12
+    (True, True)
     """
     if method not in ("sgd", "gd"):
         raise ValueError(f"method must be 'sgd' or 'gd', got {method!r}")
@@ -416,6 +514,12 @@ def orbit_log_ratio(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     (``du dw = dp drho / 2``), so a Gibbs density
     ``exp(-L(u w)/T)`` is uniform in ``rho``: it weighs every point of an orbit
     equally. ``rho = 0`` is the balanced point ``|u| = |w|``.
+
+    Example
+    -------
+    >>> import math, torch
+    >>> round(float(orbit_log_ratio(torch.tensor([-2.0]), torch.tensor([0.5]))) / math.log(4.0), 6)
+    1.0
     """
     return torch.log(u.abs()) - torch.log(w.abs())
 
@@ -429,6 +533,11 @@ def matched_temperature(lr: float, noise: float, batch_size: int, balanced_sq_no
     ``lr^2`` times that, Langevin's ``2 lr T`` per coordinate (2 coordinates).
     Equal traces at ``u^2 + w^2 = balanced_sq_norm``:
     ``T = lr noise^2 balanced_sq_norm / B``.
+
+    Example
+    -------
+    >>> matched_temperature(0.1, 1.0, 1, 2.0)
+    0.2
     """
     lr = _checks.positive("lr", lr)
     noise = _checks.positive("noise", noise)
@@ -447,6 +556,17 @@ def rescaling_toy_train(u0: torch.Tensor, w0: torch.Tensor, *, target: float, no
     ``theta' = theta - lr grad L + sqrt(2 lr T) xi``, whose stationary density
     is the Gibbs density ``exp(-L/T)`` (as ``lr -> 0``). ``"gd"``: no noise.
     Returns the final ``(u, w)``.
+
+    Example
+    -------
+    SGD moves an imbalanced start on the orbit ``u w = 1`` to the balanced point:
+
+    >>> import torch
+    >>> from ntlib.config import generator
+    >>> u, w = rescaling_toy_train(torch.tensor([2.0], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64),
+    ...                            target=1.0, noise=1.0, lr=0.05, steps=3000, generator=generator(0))
+    >>> abs(float(orbit_log_ratio(u, w))) < 0.1
+    True
     """
     if method not in ("sgd", "langevin", "gd"):
         raise ValueError(f"method must be 'sgd', 'langevin' or 'gd', got {method!r}")
@@ -496,6 +616,14 @@ def relu_net_loss_and_grads(params: Sequence[torch.Tensor], x: torch.Tensor,
     but several times faster for the tiny networks of Chapter 2 (use it as the
     ``loss_and_grads`` of :func:`ntlib.ensemble.train`). Each hidden unit has
     the rescaling symmetry ``(w_i, u_i) -> (e^lam w_i, e^-lam u_i)``.
+
+    Example
+    -------
+    >>> import torch
+    >>> w, u = torch.tensor([[[1.0, -1.0]]]), torch.tensor([[[2.0]]])
+    >>> loss, (gw, gu) = relu_net_loss_and_grads([w, u], torch.tensor([[[1.0, 0.0]]]), torch.tensor([[[1.0]]]))
+    >>> float(loss), gw.tolist(), gu.tolist()
+    (1.0, [[[4.0, 0.0]]], [[[2.0]]])
     """
     if len(params) != 2:
         raise ValueError(f"params must be [W, U] (a bias-free two-layer net), got {len(params)} tensors")
