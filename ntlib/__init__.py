@@ -8,6 +8,8 @@ Modules, one concept each:
 - :mod:`ntlib.dynamics` gradient descent, SGD and accurate gradient flow
 - :mod:`ntlib.theory` closed forms of the book's theorems
 - :mod:`ntlib.linear` deep linear networks (EDLN) trained as batched ensembles
+- :mod:`ntlib.mlp` small ReLU/tanh networks as stacked ensembles
+- :mod:`ntlib.ensemble` the shared training loop for stacked runs (SGD/Adam, divergence checks)
 - :mod:`ntlib.linalg` symmetric-matrix helpers
 - :mod:`ntlib.explore` kernel-free explorers for the HTML book
 """

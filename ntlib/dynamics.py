@@ -109,6 +109,28 @@ def gd(loss_fn: Callable[[Params], torch.Tensor], params: Params, lr: float, ste
     return _run(lambda k, p: loss_fn(p), params, lr, steps, record_every, loss_fn)
 
 
+def forward_backward(loss_fn: Callable[[Params], torch.Tensor], params: Params, lr: float) -> Params:
+    """One gradient step forward, then one "backward in time" (Chapter 1, ``thm-irreversibility``).
+
+    Returns ``theta_2 - theta_0`` where ``theta_1 = theta_0 - lr grad L(theta_0)``
+    and ``theta_2 = theta_1 + lr grad L(theta_1)``. For gradient flow this would be
+    zero; for a finite step it is ``-lr^2 H grad L + O(lr^3)``, exactly
+    ``-lr^2 theta_0`` on ``L = theta^2 / 2``.
+
+    Example
+    -------
+    >>> import torch
+    >>> float(forward_backward(lambda t: 0.5 * (t ** 2).sum(), torch.tensor([1.0], dtype=torch.float64), 0.1))
+    -0.01...
+    """
+    lr = _checks.positive("lr", lr)
+    items = _checks.params("params", params)
+    g0 = as_tuple(grad(loss_fn, params))
+    theta1 = like(params, [t.detach() - lr * g for t, g in zip(items, g0)])
+    g1 = as_tuple(grad(loss_fn, theta1))
+    return like(params, [t1 + lr * g - t.detach() for t, t1, g in zip(items, as_tuple(theta1), g1)])
+
+
 def sgd(batch_loss_fn: Callable[[Params, object], torch.Tensor], params: Params, lr: float,
         batches: Iterable, steps: int, *, record_every: int = 1,
         full_loss_fn: Callable[[Params], torch.Tensor] | None = None) -> Trajectory:

@@ -99,3 +99,26 @@ def sgd_entropic_terms(sample_grads: torch.Tensor, losses: torch.Tensor, batch_s
     factor = 1.0 if replacement else (n - b) / (n - 1) if n > 1 else 0.0
     noise = trace_cov * factor / b
     return EntropicTerms(losses.mean(), grad_sq, trace_cov, noise, grad_sq + noise)
+
+
+def hessian_gradient_product(loss_fn: Callable[[Params], torch.Tensor], params: Params) -> Params:
+    """``H grad L = grad (|grad L|^2 / 2)`` by double backprop (same form as ``params``).
+
+    The direction of the leading-order irreversibility error and of the entropic
+    force (Chapter 1, ``thm-irreversibility``, ``eq-entropic-force``).
+    """
+    return grad(lambda p: 0.5 * sq_norm(grad(loss_fn, p, create_graph=True)), params)
+
+
+def entropic_force(loss_fn: Callable[[Params], torch.Tensor], params: Params, lr: float, *,
+                   coef: float = 0.25) -> Params:
+    """The entropic force ``-(grad F - grad L) = -2 coef lr H grad L`` (Chapter 1, ``eq-entropic-force``).
+
+    With the default ``coef = 1/4`` it is ``-(lr/2) H grad L``: the extra pull of
+    discrete training towards points of small gradient norm.
+    """
+    lr = _checks.positive("lr", lr, strict=False)
+    hg = hessian_gradient_product(loss_fn, params)
+    if isinstance(hg, torch.Tensor):
+        return -2 * coef * lr * hg
+    return tuple(-2 * coef * lr * t for t in hg)

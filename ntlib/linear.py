@@ -27,7 +27,8 @@ from typing import Callable, Sequence
 import torch
 
 from . import _checks
-from .dynamics import DivergenceError
+from . import ensemble
+from .ensemble import History
 from .linalg import sqrtm_psd
 
 Weights = list  # list[torch.Tensor], each (runs, out, in)
@@ -193,15 +194,7 @@ def _loss_and_grads(ws: Weights, x: torch.Tensor, y: torch.Tensor, pre: torch.Te
     return loss, grads[::-1]
 
 
-@dataclass
-class History:
-    """What :func:`train` recorded: the steps and the recorder's outputs at those steps."""
-
-    steps: list
-    records: list
-
-
-def train(weights: Weights, t: Teacher, *, lr: float, steps: int, generator: torch.Generator,
+def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Generator,
           batch_size: int = 4, method: str = "sgd", lr_end: float | None = None, label_noise: bool = True,
           sigma_eps: torch.Tensor | None = None, shared_data: bool = False, weight_decay: float = 0.0,
           optimizer: str = "sgd", adam: dict | None = None, m_in=None, m_out=None, z=None,
@@ -215,8 +208,9 @@ def train(weights: Weights, t: Teacher, *, lr: float, steps: int, generator: tor
     t
         The teacher.
     lr, lr_end
-        Learning rate, decayed geometrically to ``lr_end`` over the run when given
-        (annealing makes the leading-order closed forms exact in the limit).
+        Learning rate (a float or one per run), decayed geometrically to ``lr_end``
+        over the run when given (annealing makes the leading-order closed forms
+        exact in the limit).
     method
         ``"sgd"``: online minibatches of ``batch_size`` fresh samples;
         ``"gd"``: exact gradient of :func:`population_loss` (no noise at all).
@@ -230,8 +224,8 @@ def train(weights: Weights, t: Teacher, *, lr: float, steps: int, generator: tor
     weight_decay
         Adds ``weight_decay * sum |W_i|^2`` to the loss.
     optimizer
-        ``"sgd"`` or ``"adam"`` (``adam`` holds keyword arguments for ``torch.optim.Adam``,
-        e.g. ``{"betas": (0.9, 0.995), "eps": 1e-7}``).
+        ``"sgd"`` or ``"adam"`` (``adam`` may hold ``betas`` and ``eps``, e.g.
+        ``{"betas": (0.9, 0.995), "eps": 1e-7}``; see :func:`ntlib.ensemble.train`).
     m_in, m_out, z
         Frozen embeddings and view (shared (a, b) or per run (runs, a, b)).
     record_every, recorder
@@ -245,20 +239,13 @@ def train(weights: Weights, t: Teacher, *, lr: float, steps: int, generator: tor
     """
     if method not in ("sgd", "gd"):
         raise ValueError(f"method must be 'sgd' or 'gd', got {method!r}")
-    if optimizer not in ("sgd", "adam"):
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
-    lr = _checks.positive("lr", lr)
-    lr_end = lr if lr_end is None else _checks.positive("lr_end", lr_end)
-    _checks.positive_int("steps", steps, minimum=0)
     _checks.positive_int("batch_size", batch_size)
-    _checks.positive("weight_decay", weight_decay, strict=False)
     runs = weights[0].shape[0]
     if sigma_eps is not None and sigma_eps.ndim == 3 and (shared_data or sigma_eps.shape[0] != runs):
         raise ValueError(f"per-run sigma_eps must have shape ({runs}, o, o) and needs shared_data=False, "
                          f"got {tuple(sigma_eps.shape)}")
     root = (t.sqrt_eps if sigma_eps is None else _batched_sqrt(sigma_eps)) if label_noise else None
-    ws = [w.detach().clone() for w in weights]
-    opt = torch.optim.Adam(ws, lr=lr, **(adam or {})) if optimizer == "adam" else None
+    ws = [w.detach() for w in weights]
     # rows of the identity mapped by the frozen input maps: (M_I Z)^T, shape (runs, in, w_0)
     pre = _apply(m_in, _apply(z, torch.eye(t.d_in, dtype=ws[0].dtype, device=ws[0].device).expand(runs, -1, -1)))
     out_dim = ws[-1].shape[-2] if m_out is None else m_out.shape[-2]
@@ -268,41 +255,15 @@ def train(weights: Weights, t: Teacher, *, lr: float, steps: int, generator: tor
     for i, (a, b) in enumerate(zip(ws[:-1], ws[1:])):
         if a.shape[-2] != b.shape[-1] or a.shape[0] != runs:
             raise ValueError(f"weights[{i}] {tuple(a.shape)} and weights[{i + 1}] {tuple(b.shape)} do not chain")
-    hist = History([], [])
-    last = None
-    for k in range(steps):
-        eta = lr * (lr_end / lr) ** (k / max(steps - 1, 1))
-        if record_every and recorder is not None and k % record_every == 0:
-            hist.steps.append(k)
-            hist.records.append(recorder(k, ws))
+
+    def loss_and_grads(k: int, ps: list):
         if method == "gd":
             # E_x of the per-sample gradient: a "batch" of the d columns of Sigma_x^{1/2}, summed
             x = t.sqrt_x.expand(runs, -1, -1)
-            loss, grads = _loss_and_grads(ws, x, x @ t.v_star.T, pre, m_out, 1.0)
-        else:
-            shape = (batch_size,) if shared_data else (runs, batch_size)
-            x, y = _sample(t, shape, generator, root)
-            loss, grads = _loss_and_grads(ws, x, y, pre, m_out, 1.0 / batch_size)
-        if weight_decay:
-            loss = loss + weight_decay * sum((w * w).sum() for w in ws)
-            grads = [g + 2 * weight_decay * w for g, w in zip(grads, ws)]
-        lv = float(loss)
-        if lv != lv or abs(lv) == float("inf"):
-            raise DivergenceError(k, eta, last)
-        last = lv
-        if opt is None:
-            for w, g in zip(ws, grads):
-                w -= eta * g
-        else:
-            for w, g in zip(ws, grads):
-                w.grad = g
-            for group in opt.param_groups:
-                group["lr"] = eta
-            opt.step()
-    out = ws
-    if not all(bool(torch.isfinite(w).all()) for w in out):
-        raise DivergenceError(steps, lr_end, last)
-    if record_every and recorder is not None:
-        hist.steps.append(steps)
-        hist.records.append(recorder(steps, out))
-    return out, hist
+            return _loss_and_grads(ps, x, x @ t.v_star.T, pre, m_out, 1.0)
+        x, y = _sample(t, (batch_size,) if shared_data else (runs, batch_size), generator, root)
+        return _loss_and_grads(ps, x, y, pre, m_out, 1.0 / batch_size)
+
+    return ensemble.train(loss_and_grads, ws, lr=lr, lr_end=lr_end, steps=steps, optimizer=optimizer, adam=adam,
+                          weight_decay=weight_decay, record_every=record_every, recorder=recorder)
+

@@ -182,3 +182,37 @@ def test_gradient_flow_quadratic_matches_matrix_exponential():
 def test_public_api():
     for name in ntlib.__all__:
         assert getattr(ntlib, name).__doc__, f"ntlib.{name} has no docstring"
+
+
+# ---- irreversibility and the entropic force ----------------------------------
+
+def test_forward_backward_harmonic_exact_and_quadratic_expansion():
+    t = torch.tensor([1.5, -0.5])
+    for eta in (0.3, 0.01):
+        assert torch.allclose(dynamics.forward_backward(lambda p: 0.5 * (p ** 2).sum(), t, eta), -eta ** 2 * t, atol=1e-15)
+    # on a quadratic both steps are linear: theta_2 - theta_0 = -eta^2 A (A t - b) exactly
+    A, b = spd_matrix(2, 3), torch.tensor([0.3, -0.2])
+    eta = 0.05
+    assert torch.allclose(dynamics.forward_backward(quad(A, b), t, eta), -eta ** 2 * A @ (A @ t - b), atol=1e-14)
+
+
+def test_hessian_gradient_product_and_force_on_quadratic():
+    A, b = spd_matrix(3, 4), torch.tensor([1.0, 2.0, -1.0])
+    t = torch.randn(3)
+    r = A @ t - b
+    assert torch.allclose(entropic.hessian_gradient_product(quad(A, b), t), A @ r, atol=1e-12)
+    assert torch.allclose(entropic.entropic_force(quad(A, b), t, 0.2), -0.1 * A @ r, atol=1e-12)
+    # the force is -(grad F - grad L)
+    gF = grads.grad(entropic.entropic_loss(quad(A, b), 0.2), t)
+    assert torch.allclose(entropic.entropic_force(quad(A, b), t, 0.2), -(gF - r), atol=1e-12)
+    tup = entropic.entropic_force(tanh_net, tanh_params(), 0.1)
+    assert isinstance(tup, tuple) and len(tup) == 3
+
+
+def test_loglog_slope():
+    from ntlib.stats import loglog_slope
+    assert math.isclose(loglog_slope([1, 10, 100], [5, 0.5, 0.05]), -1.0)
+    with pytest.raises(ValueError, match="> 0"):
+        loglog_slope([1, 2], [0, 1])
+    with pytest.raises(ValueError, match="equal length"):
+        loglog_slope([1, 2, 3], [1, 2])

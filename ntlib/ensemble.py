@@ -1,0 +1,135 @@
+"""Train many independent runs at once: parameters stacked along a leading *runs* dimension.
+
+The chapters compare seeds, learning rates, noise shapes and initialisations
+side by side. Instead of a Python loop over runs, every parameter tensor has a
+leading dimension of size ``runs`` and one step updates all runs together.
+Because the runs share no parameters, the gradient of the *summed* loss is the
+stack of the per-run gradients.
+
+:func:`train` is the loop shared by :func:`ntlib.linear.train` and
+:func:`ntlib.mlp.train`: learning-rate schedule (possibly one learning rate
+per run), plain SGD or Adam updates, divergence detection and recording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from . import _checks
+from .dynamics import DivergenceError
+
+LossAndGrads = Callable[[int, list], "tuple[torch.Tensor, list[torch.Tensor]]"]
+
+
+@dataclass
+class History:
+    """Steps at which :func:`train` recorded, and the recorder's outputs there."""
+
+    steps: list = field(default_factory=list)
+    records: list = field(default_factory=list)
+
+
+def learning_rates(lr, runs: int, dtype=None, device=None) -> torch.Tensor:
+    """``lr`` (a float or one value per run) as a validated tensor of shape (runs,)."""
+    t = torch.as_tensor(lr, dtype=dtype or torch.get_default_dtype(), device=device)
+    if t.ndim == 0:
+        t = t.expand(runs)
+    if t.shape != (runs,):
+        raise ValueError(f"lr must be a float or have one value per run ({runs}), got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
+        raise ValueError("lr must be finite and > 0 for every run")
+    return t.clone()
+
+
+def train(loss_and_grads: LossAndGrads, params: Sequence[torch.Tensor], *, lr, steps: int,
+          lr_end=None, optimizer: str = "sgd", adam: dict | None = None, weight_decay: float = 0.0,
+          record_every: int = 0, recorder: Callable[[int, list], object] | None = None) -> tuple[list, History]:
+    """Run ``steps`` updates of all runs; returns the final parameters and a :class:`History`.
+
+    Parameters
+    ----------
+    loss_and_grads
+        ``(step, params) -> (summed loss, gradients)``; the loss is the sum over runs.
+    params
+        Tensors with a leading runs dimension (not modified).
+    lr, lr_end
+        Learning rate(s): a float or one value per run; decayed geometrically to
+        ``lr_end`` (same form) over the run when given.
+    optimizer, adam
+        ``"sgd"`` or ``"adam"``; ``adam`` may set ``betas`` (default (0.9, 0.999))
+        and ``eps`` (default 1e-8). Adam uses bias correction.
+    weight_decay
+        Adds ``weight_decay * |params|^2`` to the loss of every run.
+    record_every, recorder
+        Every ``record_every`` steps and at the end, store ``recorder(step, params)``.
+
+    Raises
+    ------
+    DivergenceError
+        At the first non-finite loss or parameter, with the step and the learning rate.
+    """
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    _checks.positive_int("steps", steps, minimum=0)
+    _checks.positive("weight_decay", weight_decay, strict=False)
+    ps = [p.detach().clone() for p in params]
+    runs = ps[0].shape[0]
+    if any(p.shape[0] != runs for p in ps):
+        raise ValueError(f"every parameter needs the same leading runs dimension ({runs}), got "
+                         f"{[tuple(p.shape) for p in ps]}")
+    lr0 = learning_rates(lr, runs, ps[0].dtype, ps[0].device)
+    lr1 = lr0 if lr_end is None else learning_rates(lr_end, runs, ps[0].dtype, ps[0].device)
+    opts = {"betas": (0.9, 0.999), "eps": 1e-8, **(adam or {})}
+    b1, b2 = opts["betas"]
+    m = [torch.zeros_like(p) for p in ps] if optimizer == "adam" else None
+    v = [torch.zeros_like(p) for p in ps] if optimizer == "adam" else None
+    hist, last = History(), None
+    for k in range(steps):
+        eta = lr0 * (lr1 / lr0) ** (k / max(steps - 1, 1))
+        if record_every and recorder is not None and k % record_every == 0:
+            hist.steps.append(k)
+            hist.records.append(recorder(k, ps))
+        loss, grads = loss_and_grads(k, ps)
+        if weight_decay:
+            loss = loss + weight_decay * sum((p * p).sum() for p in ps)
+            grads = [g + 2 * weight_decay * p for g, p in zip(grads, ps)]
+        lv = float(loss)
+        if lv != lv or abs(lv) == float("inf"):
+            raise DivergenceError(k, float(eta.max()), last)
+        last = lv
+        for i, (p, g) in enumerate(zip(ps, grads)):
+            step_size = eta.view(-1, *([1] * (p.ndim - 1)))
+            if m is None:
+                p -= step_size * g
+            else:
+                m[i].mul_(b1).add_(g, alpha=1 - b1)
+                v[i].mul_(b2).addcmul_(g, g, value=1 - b2)
+                mhat = m[i] / (1 - b1 ** (k + 1))
+                vhat = v[i] / (1 - b2 ** (k + 1))
+                p -= step_size * mhat / (vhat.sqrt() + opts["eps"])
+    if not all(bool(torch.isfinite(p).all()) for p in ps):
+        raise DivergenceError(steps, float(lr1.max()), last)
+    if record_every and recorder is not None:
+        hist.steps.append(steps)
+        hist.records.append(recorder(steps, ps))
+    return ps, hist
+
+
+def autograd_loss_and_grads(per_run_loss: Callable[[list, object], torch.Tensor],
+                            batches: Callable[[int], object]) -> LossAndGrads:
+    """Build a ``loss_and_grads`` for :func:`train` from a per-run loss and a batch source.
+
+    ``per_run_loss(params, batch)`` returns a tensor of shape (runs,);
+    ``batches(step)`` returns the batch of that step (a fresh sample, or always
+    the same full batch for gradient descent).
+    """
+
+    def loss_and_grads(k: int, ps: list):
+        leaves = [p.detach().requires_grad_(True) for p in ps]
+        loss = per_run_loss(leaves, batches(k)).sum()
+        return loss.detach(), [g.detach() for g in torch.autograd.grad(loss, leaves)]
+
+    return loss_and_grads

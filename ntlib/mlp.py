@@ -1,0 +1,108 @@
+"""Small fully connected networks as stacked ensembles (functional, no ``nn.Module``).
+
+Parameters are a list ``[W_1, b_1, ..., W_D, b_D]`` (or ``[W_1, ..., W_D]`` with
+``bias=False``), each with a leading *runs* dimension: ``W_i`` is
+``(runs, width[i], width[i-1])`` and ``b_i`` is ``(runs, width[i])``. Used for
+the ReLU neuron-balance experiment (Chapter 2), the two-view nonlinear networks
+(Chapter 3) and the tanh networks of Chapter 4. Train them with :func:`train`
+(any per-run loss, fresh or fixed batches) and measure their sharpness with
+:mod:`ntlib.hessian` on one run's parameters (:func:`run_params`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from . import _checks, ensemble
+from .ensemble import History
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "linear": lambda h: h,
+}
+
+
+def init(widths: Sequence[int], runs: int, generator: torch.Generator, *, bias: bool = True,
+         scale: float = 1.0, dtype: torch.dtype | None = None) -> list[torch.Tensor]:
+    """Gaussian initialisation: ``W_i ~ N(0, scale^2 / fan_in)``, biases zero.
+
+    ``widths = [in, h_1, ..., out]``; returns the parameter list described in
+    the module docstring.
+    """
+    if len(widths) < 2 or any(int(w) < 1 for w in widths):
+        raise ValueError(f"widths must list at least 2 positive sizes, got {list(widths)}")
+    _checks.positive_int("runs", runs)
+    _checks.positive("scale", scale, strict=False)
+    dtype = dtype or torch.get_default_dtype()
+    params: list[torch.Tensor] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        params.append(torch.randn(runs, b, a, generator=generator, dtype=dtype) * (scale / a ** 0.5))
+        if bias:
+            params.append(torch.zeros(runs, b, dtype=dtype))
+    return params
+
+
+def _layers(params: Sequence[torch.Tensor], bias: bool):
+    if bias:
+        if len(params) % 2:
+            raise ValueError(f"with bias=True params must alternate W, b; got {len(params)} tensors")
+        return list(zip(params[0::2], params[1::2]))
+    return [(w, None) for w in params]
+
+
+def forward(params: Sequence[torch.Tensor], x: torch.Tensor, *, activation: str = "relu", bias: bool = True,
+            return_hidden: bool = False):
+    """Output of every run on ``x`` ((n, in) shared or (runs, n, in)): shape (runs, n, out).
+
+    The activation follows every layer but the last. With ``return_hidden`` the
+    post-activation hidden representations ``[h_1, ..., h_{D-1}]`` are returned too.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    act = ACTIVATIONS[activation]
+    layers = _layers(params, bias)
+    runs = layers[0][0].shape[0]
+    h = x if x.ndim == 3 else x.unsqueeze(0).expand(runs, -1, -1)
+    if h.shape[-1] != layers[0][0].shape[-1]:
+        raise ValueError(f"x has {h.shape[-1]} features, the first layer expects {layers[0][0].shape[-1]}")
+    hidden = []
+    for i, (w, b) in enumerate(layers):
+        h = h @ w.transpose(-1, -2)
+        if b is not None:
+            h = h + b.unsqueeze(-2)
+        if i < len(layers) - 1:
+            h = act(h)
+            hidden.append(h)
+    return (h, hidden) if return_hidden else h
+
+
+def mse(params: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, activation: str = "relu",
+        bias: bool = True) -> torch.Tensor:
+    """Per-run loss ``mean_n |f(x_n) - y_n|^2`` (summed over outputs), shape (runs,)."""
+    f = forward(params, x, activation=activation, bias=bias)
+    return ((f - y) ** 2).sum(-1).mean(-1)
+
+
+def run_params(params: Sequence[torch.Tensor], run: int) -> tuple[torch.Tensor, ...]:
+    """The parameters of one run, with a runs dimension of 1 (for ``ntlib.hessian``)."""
+    return tuple(p[run : run + 1] for p in params)
+
+
+def train(params: Sequence[torch.Tensor], batches: Callable[[int], tuple], *, lr, steps: int,
+          activation: str = "relu", bias: bool = True, loss: Callable | None = None,
+          **kwargs) -> tuple[list[torch.Tensor], History]:
+    """Train every run on ``batches(step) -> (x, y)`` with the per-run MSE (or ``loss``).
+
+    ``batches`` returns a fresh sample each step for SGD, or always the same
+    full batch for gradient descent; ``x`` is (n, in) shared or (runs, n, in).
+    ``loss(params, x, y)`` may replace the MSE (it must return shape (runs,)).
+    Remaining keyword arguments (``lr_end``, ``optimizer``, ``adam``,
+    ``weight_decay``, ``record_every``, ``recorder``) go to :func:`ntlib.ensemble.train`,
+    which raises ``DivergenceError`` on a non-finite loss.
+    """
+    per_run = loss or (lambda p, x, y: mse(p, x, y, activation=activation, bias=bias))
+    step = ensemble.autograd_loss_and_grads(lambda p, batch: per_run(p, *batch), batches)
+    return ensemble.train(step, params, lr=lr, steps=steps, **kwargs)
