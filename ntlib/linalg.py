@@ -29,3 +29,44 @@ def sym_pow(m: torch.Tensor, power: float, *, name: str = "m") -> torch.Tensor:
 def sqrtm_psd(m: torch.Tensor, *, name: str = "m") -> torch.Tensor:
     """Principal square root of a symmetric positive semi-definite matrix."""
     return sym_pow(m, 0.5, name=name)
+
+
+def random_orthogonal(n: int, generator: torch.Generator, *, runs: int | None = None) -> torch.Tensor:
+    """Haar-distributed orthogonal ``n x n`` matrices (QR of a Gaussian, signs fixed).
+
+    Shape (n, n), or (runs, n, n) when ``runs`` is given.
+    """
+    _checks.positive_int("n", n)
+    shape = (n, n) if runs is None else (_checks.positive_int("runs", runs), n, n)
+    q, r = torch.linalg.qr(torch.randn(*shape, generator=generator, dtype=torch.get_default_dtype()))
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
+def random_matrix(rows: int, cols: int, generator: torch.Generator, *, lo: float = 1.0, hi: float = 1.0,
+                  runs: int | None = None) -> torch.Tensor:
+    """Random ``rows x cols`` matrices with singular values log-spaced from ``lo`` to ``hi``.
+
+    ``U diag(s) V^T`` with Haar-random orthogonal ``U``, ``V``: the condition
+    number is exactly ``hi / lo`` (the well-conditioned frozen embeddings and
+    views of Chapter 3). Shape (rows, cols), or (runs, rows, cols).
+    """
+    lo, hi = _checks.positive("lo", lo), _checks.positive("hi", hi)
+    if hi < lo:
+        raise ValueError(f"hi must be >= lo, got lo={lo}, hi={hi}")
+    k = min(_checks.positive_int("rows", rows), _checks.positive_int("cols", cols))
+    s = torch.logspace(torch.log10(torch.tensor(lo)), torch.log10(torch.tensor(hi)), k,
+                       dtype=torch.get_default_dtype())
+    u = random_orthogonal(rows, generator, runs=runs)[..., :k]
+    v = random_orthogonal(cols, generator, runs=runs)[..., :k]
+    return (u * s) @ v.transpose(-1, -2)
+
+
+def random_spd(n: int, generator: torch.Generator, *, lo: float = 1.0, hi: float = 1.0) -> torch.Tensor:
+    """A random symmetric positive-definite ``n x n`` matrix with eigenvalues log-spaced from ``lo`` to ``hi``."""
+    lo, hi = _checks.positive("lo", lo), _checks.positive("hi", hi)
+    if hi < lo:
+        raise ValueError(f"hi must be >= lo, got lo={lo}, hi={hi}")
+    q = random_orthogonal(n, generator)
+    s = torch.logspace(torch.log10(torch.tensor(lo)), torch.log10(torch.tensor(hi)), n,
+                       dtype=torch.get_default_dtype())
+    return (q * s) @ q.T
