@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export NTLIB_SCALE ?= ci
 export PYTHONHASHSEED ?= 0
 
-.PHONY: book test install clean bench
+.PHONY: book test install clean bench assets browser-check pdf chromium
 
 install: $(STAMP)
 
@@ -19,7 +19,22 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	@$(PY) -c "import ntlib, torch, jupyter_book" || { echo "install failed"; exit 1; }
 	@touch $(STAMP)
 
-book: $(STAMP)
+# Offline assets of the HTML pages (MathJax 3, require.js, ipywidgets manager) and the
+# browser driver, pinned in package-lock.json.
+NODE_STAMP := node_modules/.installed
+assets: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+# Headless Chromium (Debian package) for the browser check and the PDF.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@test -x $(CHROMIUM) || { echo "chromium not found at $(CHROMIUM)"; exit 1; }
+
+book: $(STAMP) $(NODE_STAMP)
 	rm -rf _build
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 	@echo "book: _build/html/index.html"
@@ -27,8 +42,22 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Open every page of the built book in headless Chromium (run `make book` first).
+browser-check: $(NODE_STAMP) chromium
+	@test -f _build/html/index.html || { echo "no built book: run make book first"; exit 1; }
+	CHROMIUM=$(CHROMIUM) node tests/browser/check_pages.mjs _build/html
+
+# The whole book as one PDF (_build/pdf/book.pdf): the HTML pages printed by headless
+# Chromium after MathJax has typeset them, offline. Builds the book first if needed.
+pdf: $(NODE_STAMP) chromium
+	@test -f _build/html/index.html || $(MAKE) book
+	CHROMIUM=$(CHROMIUM) node tests/browser/print_pdf.mjs _build/html _build/pdf/book.pdf
+
+# speed side by side with the alternatives (pyhessian, scipy eigsh, Python loops); writes
+# book/performance_table.md, included by the book's Performance page. --quick: smoke run.
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	@$(PY) -c "import pyhessian" 2>/dev/null || { $(PY) -m pip install -q --disable-pip-version-check -r requirements-lock.txt -e ".[bench]" 2>&1 | grep -v "^WARNING: Location" || true; }
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache

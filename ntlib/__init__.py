@@ -11,9 +11,12 @@ Modules, one concept each:
 - :mod:`ntlib.mlp` small ReLU/tanh networks as stacked ensembles
 - :mod:`ntlib.ensemble` the shared training loop for stacked runs (SGD/Adam, divergence checks)
 - :mod:`ntlib.linalg` symmetric-matrix helpers
+- :mod:`ntlib.hessian` certified top Hessian eigenvalues (sharpness)
+- :mod:`ntlib.sharpness` closed-form sharpness of linear networks (Chapter 4)
 - :mod:`ntlib.explore` kernel-free explorers for the HTML book
 """
 
+from . import hessian
 from .config import Config, get_config, setup
 from .dynamics import DivergenceError, gd, gradient_flow, sgd
 from .entropic import entropic_loss, sgd_entropic_terms

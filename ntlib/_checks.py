@@ -47,6 +47,30 @@ def positive(name: str, value: float, *, strict: bool = True) -> float:
     return v
 
 
+def real(name: str, value: float) -> float:
+    """Check that a scalar is a finite real number."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    if not (v == v and abs(v) != float("inf")):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+def function(name: str, f) -> None:
+    """Check that ``f`` is callable."""
+    if not callable(f):
+        raise TypeError(f"{name} must be callable, got {type(f).__name__}")
+
+
+def integer(name: str, value: int) -> int:
+    """Check that ``value`` is an int (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return value
+
+
 def positive_int(name: str, value: int, *, minimum: int = 1) -> int:
     """Check that ``value`` is an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -73,4 +97,31 @@ def spd(name: str, m: torch.Tensor, *, rtol: float = 1e-10) -> torch.Tensor:
     lo = torch.linalg.eigvalsh(m).min()
     if lo <= rtol * scale:
         raise ValueError(f"{name} must be positive definite, smallest eigenvalue is {float(lo):.3g}")
+    return m
+
+
+def generator(name: str, g) -> torch.Generator:
+    """Check that ``g`` is a ``torch.Generator`` (see ``ntlib.config.generator``)."""
+    if not isinstance(g, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator (e.g. ntlib.config.generator(seed)), got {type(g).__name__}")
+    return g
+
+
+def widths(name: str, w) -> list[int]:
+    """Check a list of at least two positive integer layer widths."""
+    w = list(w)
+    if len(w) < 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in w):
+        raise ValueError(f"{name} must list at least 2 positive integer sizes, got {w}")
+    return w
+
+
+def invertible(name: str, m: torch.Tensor, *, rtol: float = 1e-10) -> torch.Tensor:
+    """Check a finite matrix (or a stack of them) of full rank: square ones must be invertible."""
+    tensor(name, m)
+    if m.ndim not in (2, 3):
+        raise ValueError(f"{name} must be a matrix (a, b) or a stack (runs, a, b), got shape {tuple(m.shape)}")
+    s = torch.linalg.svdvals(m)
+    if bool((s[..., -1] <= rtol * s[..., 0]).any()):
+        raise ValueError(f"{name} must have full rank (an invertible embedding), smallest singular value "
+                         f"{float(s[..., -1].min()):.3g}")
     return m

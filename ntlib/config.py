@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import _checks
+
 SCALES = ("ci", "paper")
 
 #: Default floating-point type for theory checks.
@@ -36,7 +38,14 @@ DTYPE = torch.float64
 
 @dataclass(frozen=True)
 class Config:
-    """The resolved configuration: seed, scale, device, dtype and thread count."""
+    """The resolved configuration: seed, scale, device, dtype and thread count.
+
+    Example
+    -------
+    >>> cfg = Config(seed=0, scale="ci", device=torch.device("cpu"), dtype=DTYPE, threads=1)
+    >>> cfg.pick(100, 10_000), cfg.paper
+    (100, False)
+    """
 
     seed: int
     scale: str
@@ -71,6 +80,12 @@ def get_config() -> Config:
     ------
     ValueError
         If a variable has a value outside its allowed set.
+
+    Example
+    -------
+    >>> cfg = get_config()
+    >>> cfg.scale in SCALES and cfg.dtype == torch.float64
+    True
     """
     seed = _int_env("NTLIB_SEED", 0)
     scale = os.environ.get("NTLIB_SCALE", "ci").strip().lower() or "ci"
@@ -101,7 +116,14 @@ def setup(seed_offset: int = 0) -> Config:
 
     ``seed_offset`` derives an independent stream for a sub-experiment while
     keeping it a function of ``NTLIB_SEED``.
+
+    Example
+    -------
+    >>> cfg = setup()
+    >>> torch.get_default_dtype() == cfg.dtype
+    True
     """
+    _checks.integer("seed_offset", seed_offset)
     cfg = get_config()
     seed_everything(cfg.seed + seed_offset)
     torch.set_default_dtype(cfg.dtype)
@@ -111,14 +133,30 @@ def setup(seed_offset: int = 0) -> Config:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's generators."""
+    """Seed Python's, NumPy's and torch's generators.
+
+    Example
+    -------
+    >>> seed_everything(3); a = torch.rand(2); seed_everything(3)
+    >>> torch.equal(a, torch.rand(2))
+    True
+    """
+    _checks.integer("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A fresh torch generator seeded with ``seed`` (for reproducible data streams)."""
+    """A fresh torch generator seeded with ``seed`` (for reproducible data streams).
+
+    Example
+    -------
+    >>> a = torch.randn(3, generator=generator(5))
+    >>> torch.equal(a, torch.randn(3, generator=generator(5)))
+    True
+    """
+    _checks.integer("seed", seed)
     g = torch.Generator(device=device)
     g.manual_seed(seed)
     return g

@@ -31,6 +31,15 @@ class DivergenceError(RuntimeError):
 
     Attributes: ``step`` (0-based step at which it was detected), ``lr``, and
     ``last_finite_loss`` (the last finite loss seen, or ``None``).
+
+    Example
+    -------
+    >>> import torch
+    >>> try:
+    ...     gd(lambda t: (t ** 2).sum(), torch.ones(1, dtype=torch.float64), lr=5.0, steps=10_000)
+    ... except DivergenceError as e:
+    ...     print(e.lr, e.step > 0)
+    5.0 True
     """
 
     def __init__(self, step: int, lr: float, last_finite_loss: float | None):
@@ -43,7 +52,15 @@ class DivergenceError(RuntimeError):
 
 
 class Trajectory(NamedTuple):
-    """Recorded iterates and losses of a run."""
+    """Recorded iterates and losses of a run (returned by :func:`gd` and :func:`sgd`).
+
+    Example
+    -------
+    >>> import torch
+    >>> tr = gd(lambda t: (t ** 2).sum(), torch.ones(1, dtype=torch.float64), lr=0.25, steps=4, record_every=2)
+    >>> tr.steps.tolist(), tr.losses.tolist()
+    ([0, 2, 4], [1.0, 0.0625, 0.00390625])
+    """
 
     params: list
     """Parameters at the recorded steps (same form as the initial params), detached clones."""
@@ -106,6 +123,7 @@ def gd(loss_fn: Callable[[Params], torch.Tensor], params: Params, lr: float, ste
     >>> float(tr.final)  # (1 - 0.1)^2
     0.81
     """
+    _checks.function("loss_fn", loss_fn)
     return _run(lambda k, p: loss_fn(p), params, lr, steps, record_every, loss_fn)
 
 
@@ -139,8 +157,22 @@ def sgd(batch_loss_fn: Callable[[Params, object], torch.Tensor], params: Params,
     ``batches`` yields one batch per step (any object ``batch_loss_fn`` accepts).
     Recorded losses are minibatch losses unless ``full_loss_fn`` is given, in
     which case it supplies the final recorded loss. Raises :class:`DivergenceError`.
+
+    Example
+    -------
+    >>> import torch
+    >>> data = [torch.tensor([1.0], dtype=torch.float64), torch.tensor([3.0], dtype=torch.float64)]
+    >>> tr = sgd(lambda t, x: 0.5 * ((t - x) ** 2).sum(), torch.zeros(1, dtype=torch.float64), 0.5, data, steps=2)
+    >>> float(tr.final)  # 0 -> 0.5 -> 1.75
+    1.75
     """
-    it = iter(batches)
+    _checks.function("batch_loss_fn", batch_loss_fn)
+    if full_loss_fn is not None:
+        _checks.function("full_loss_fn", full_loss_fn)
+    try:
+        it = iter(batches)
+    except TypeError:
+        raise TypeError(f"batches must be an iterable of batches, got {type(batches).__name__}") from None
     cache: dict[int, object] = {}
 
     def step_loss(k: int, p: Params) -> torch.Tensor:
@@ -168,9 +200,18 @@ def gradient_flow(loss_fn: Callable[[Params], torch.Tensor], params: Params, t: 
     Returns the parameters at time ``t`` (same form as ``params``), or a list of
     them at the times ``t_eval`` when given. Raises ``RuntimeError`` when the
     integrator fails (e.g. the flow blows up).
+
+    Example
+    -------
+    >>> import math, torch
+    >>> out = gradient_flow(lambda t: 0.5 * (t ** 2).sum(), torch.ones(1, dtype=torch.float64), t=1.0)
+    >>> abs(float(out) - math.exp(-1.0)) < 1e-12
+    True
     """
+    _checks.function("loss_fn", loss_fn)
     items = _checks.params("params", params)
     t = _checks.positive("t", t, strict=False)
+    rtol, atol = _checks.positive("rtol", rtol), _checks.positive("atol", atol)
     dtype, device = items[0].dtype, items[0].device
     template = like(params, [x.detach().to(torch.float64) for x in items])
 
@@ -180,6 +221,9 @@ def gradient_flow(loss_fn: Callable[[Params], torch.Tensor], params: Params, t: 
 
     y0 = flatten(template).cpu().numpy()
     times = None if t_eval is None else np.asarray(list(t_eval), dtype=float)
+    if times is not None and (times.ndim != 1 or not np.all(np.isfinite(times))
+                              or np.any(times < 0) or np.any(times > t) or np.any(np.diff(times) < 0)):
+        raise ValueError(f"t_eval must be increasing finite times in [0, t={t:g}], got {times}")
     sol = solve_ivp(rhs, (0.0, t), y0, method="DOP853", rtol=rtol, atol=atol, t_eval=times)
     if not sol.success:
         raise RuntimeError(f"gradient_flow: integrator failed: {sol.message}")

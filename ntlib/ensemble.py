@@ -33,7 +33,13 @@ class History:
 
 
 def learning_rates(lr, runs: int, dtype=None, device=None) -> torch.Tensor:
-    """``lr`` (a float or one value per run) as a validated tensor of shape (runs,)."""
+    """``lr`` (a float or one value per run) as a validated tensor of shape (runs,).
+
+    Example
+    -------
+    >>> learning_rates(0.1, 3).tolist()
+    [0.1, 0.1, 0.1]
+    """
     t = torch.as_tensor(lr, dtype=dtype or torch.get_default_dtype(), device=device)
     if t.ndim == 0:
         t = t.expand(runs)
@@ -70,7 +76,22 @@ def train(loss_and_grads: LossAndGrads, params: Sequence[torch.Tensor], *, lr, s
     ------
     DivergenceError
         At the first non-finite loss or parameter, with the step and the learning rate.
+
+    Example
+    -------
+    >>> import torch
+    >>> p0 = [torch.tensor([[1.0], [2.0]], dtype=torch.float64)]  # two runs of L = p^2 / 2
+    >>> p, _ = train(lambda k, ps: (0.5 * (ps[0] ** 2).sum(), [ps[0]]), p0, lr=[0.5, 0.25], steps=1)
+    >>> p[0].flatten().tolist()
+    [0.5, 1.5]
     """
+    _checks.function("loss_and_grads", loss_and_grads)
+    if recorder is not None:
+        _checks.function("recorder", recorder)
+    if not isinstance(params, (list, tuple)) or not params:
+        raise TypeError("params must be a non-empty list of tensors with a leading runs dimension")
+    for i, p in enumerate(params):
+        _checks.tensor(f"params[{i}]", p)
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     _checks.positive_int("steps", steps, minimum=0)
@@ -125,7 +146,17 @@ def autograd_loss_and_grads(per_run_loss: Callable[[list, object], torch.Tensor]
     ``per_run_loss(params, batch)`` returns a tensor of shape (runs,);
     ``batches(step)`` returns the batch of that step (a fresh sample, or always
     the same full batch for gradient descent).
+
+    Example
+    -------
+    >>> import torch
+    >>> step = autograd_loss_and_grads(lambda ps, b: (ps[0] * b).sum(-1), lambda k: 2.0)
+    >>> loss, grads = step(0, [torch.ones(3, 1, dtype=torch.float64)])
+    >>> float(loss), grads[0].flatten().tolist()
+    (6.0, [2.0, 2.0, 2.0])
     """
+    _checks.function("per_run_loss", per_run_loss)
+    _checks.function("batches", batches)
 
     def loss_and_grads(k: int, ps: list):
         leaves = [p.detach().requires_grad_(True) for p in ps]

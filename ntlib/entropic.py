@@ -18,7 +18,7 @@ import torch
 
 from . import _checks
 from ._params import Params, sq_norm
-from .grads import grad
+from .grads import grad, value_and_grad
 
 
 def entropic_loss(loss_fn: Callable[[Params], torch.Tensor], lr: float, *, coef: float = 0.25) -> Callable[[Params], torch.Tensor]:
@@ -37,31 +37,34 @@ def entropic_loss(loss_fn: Callable[[Params], torch.Tensor], lr: float, *, coef:
     >>> F(torch.tensor([2.0], dtype=torch.float64)).item()  # 2 + 0.1/4 * 4
     2.1
     """
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    _checks.function("loss_fn", loss_fn)
     lr = _checks.positive("lr", lr, strict=False)
-    coef = float(coef)
+    coef = _checks.real("coef", coef)
 
     def F(theta: Params) -> torch.Tensor:
-        g = grad(loss_fn, theta, create_graph=True)
-        return loss_fn(theta) + coef * lr * sq_norm(g)
+        # one forward pass: the loss value comes with its gradient's graph
+        value, g = value_and_grad(loss_fn, theta, create_graph=True)
+        return value + coef * lr * sq_norm(g)
 
     return F
 
 
 class EntropicTerms(NamedTuple):
-    """Decomposition of the SGD entropic term (Eq. ``eq-sgd-decomposition``)."""
+    """Decomposition of the SGD entropic term (Eq. ``eq-sgd-decomposition``).
+
+    Returned by :func:`sgd_entropic_terms`; see its example.
+    """
 
     loss: torch.Tensor
     """Full-batch loss L."""
     grad_sq: torch.Tensor
-    """|grad L|^2: the part from discretisation."""
+    """The part from discretisation, ``|grad L|^2``."""
     trace_cov: torch.Tensor
     """Tr Sigma, the per-sample gradient covariance (population, 1/N)."""
     noise: torch.Tensor
-    """(1/B) Tr Sigma times the finite-population factor: the part from sampling."""
+    """The part from sampling, ``(1/B) Tr Sigma`` times the finite-population factor."""
     expected_batch_grad_sq: torch.Tensor
-    """E_B |grad l_B|^2 = grad_sq + noise."""
+    """The expectation over batches ``E_B |grad l_B|^2 = grad_sq + noise``."""
 
     def free_energy(self, lr: float) -> torch.Tensor:
         """F = L + (lr/4) E_B|grad l_B|^2."""
@@ -84,10 +87,20 @@ def sgd_entropic_terms(sample_grads: torch.Tensor, losses: torch.Tensor, batch_s
         ``True``: B i.i.d. draws (the noise term is Tr Sigma / B). ``False``:
         without replacement from the N points, which multiplies it by
         (N - B) / (N - 1) (Smith et al. 2021).
+
+    Example
+    -------
+    >>> import torch
+    >>> G = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)  # mean 0, Tr Sigma = 1
+    >>> t = sgd_entropic_terms(G, torch.tensor([0.5, 0.5], dtype=torch.float64), batch_size=2)
+    >>> float(t.grad_sq), float(t.trace_cov), float(t.noise), float(t.free_energy(lr=0.4))
+    (0.0, 1.0, 0.5, 0.55)
     """
     _checks.tensor("sample_grads", sample_grads, ndim=2)
     _checks.tensor("losses", losses, ndim=1)
     n = sample_grads.shape[0]
+    if n == 0:
+        raise ValueError("sample_grads must hold at least one sample, got shape (0, P)")
     if losses.shape[0] != n:
         raise ValueError(f"losses has {losses.shape[0]} entries, sample_grads has {n} rows")
     b = _checks.positive_int("batch_size", batch_size)
@@ -106,6 +119,13 @@ def hessian_gradient_product(loss_fn: Callable[[Params], torch.Tensor], params: 
 
     The direction of the leading-order irreversibility error and of the entropic
     force (Chapter 1, ``thm-irreversibility``, ``eq-entropic-force``).
+
+    Example
+    -------
+    >>> import torch
+    >>> A = torch.diag(torch.tensor([1.0, 3.0], dtype=torch.float64))
+    >>> hessian_gradient_product(lambda t: 0.5 * t @ A @ t, torch.ones(2, dtype=torch.float64)).tolist()  # A A t
+    [1.0, 9.0]
     """
     return grad(lambda p: 0.5 * sq_norm(grad(loss_fn, p, create_graph=True)), params)
 
@@ -116,8 +136,15 @@ def entropic_force(loss_fn: Callable[[Params], torch.Tensor], params: Params, lr
 
     With the default ``coef = 1/4`` it is ``-(lr/2) H grad L``: the extra pull of
     discrete training towards points of small gradient norm.
+
+    Example
+    -------
+    >>> import torch
+    >>> entropic_force(lambda t: 0.5 * (t ** 2).sum(), torch.tensor([2.0], dtype=torch.float64), lr=0.1).tolist()
+    [-0.1]
     """
     lr = _checks.positive("lr", lr, strict=False)
+    coef = _checks.real("coef", coef)
     hg = hessian_gradient_product(loss_fn, params)
     if isinstance(hg, torch.Tensor):
         return -2 * coef * lr * hg

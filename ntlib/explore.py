@@ -17,7 +17,18 @@ import matplotlib.pyplot as plt
 
 
 def png_bytes(fig, dpi: int = 90) -> bytes:
-    """Render a Matplotlib figure to PNG bytes and close it."""
+    """Render a Matplotlib figure to PNG bytes and close it.
+
+    Example
+    -------
+    >>> fig, ax = plt.subplots(figsize=(1, 1))
+    >>> png_bytes(fig)[:4]
+    b'\\x89PNG'
+    """
+    if not hasattr(fig, "savefig"):
+        raise TypeError(f"fig must be a Matplotlib figure, got {type(fig).__name__}")
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 1:
+        raise ValueError(f"dpi must be a positive int, got {dpi!r}")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -44,7 +55,19 @@ def figure_slider(make_figure: Callable[[float], object], values: Sequence[float
     ipywidgets.VBox
         Slider, value label and image stack; ``.children[-1].selected_index``
         follows the slider in the browser through ``jslink``.
+
+    Example
+    -------
+    >>> def make(a):
+    ...     fig, ax = plt.subplots(figsize=(2, 1))
+    ...     ax.plot([0, 1], [0, a])
+    ...     return fig
+    >>> box = figure_slider(make, [0.5, 1.0, 2.0], description="a")
+    >>> len(box.children[-1].children)  # one image per value
+    3
     """
+    if not callable(make_figure):
+        raise TypeError(f"make_figure must be callable, got {type(make_figure).__name__}")
     values = list(values)
     if len(values) < 2:
         raise ValueError(f"values must hold at least 2 parameter values, got {len(values)}")

@@ -22,13 +22,29 @@ def grad(loss_fn: Callable[[Params], torch.Tensor], params: Params, *, create_gr
     Returns the same container form as ``params`` (a tensor or a tuple).
     ``create_graph=True`` keeps the graph for a second derivative (double backprop).
     The caller's tensors and their ``.grad`` fields are left untouched.
+
+    Example
+    -------
+    >>> import torch
+    >>> grad(lambda t: (t ** 2).sum(), torch.tensor([1.0, -2.0], dtype=torch.float64)).tolist()
+    [2.0, -4.0]
     """
     return value_and_grad(loss_fn, params, create_graph=create_graph)[1]
 
 
 def value_and_grad(loss_fn: Callable[[Params], torch.Tensor], params: Params, *,
                    create_graph: bool = False) -> tuple[torch.Tensor, Params]:
-    """``(loss_fn(params), grad)`` from one forward and one backward pass (see :func:`grad`)."""
+    """``(loss_fn(params), grad)`` from one forward and one backward pass (see :func:`grad`).
+
+    Example
+    -------
+    >>> import torch
+    >>> w, b = torch.tensor([2.0], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)
+    >>> value, (gw, gb) = value_and_grad(lambda p: (p[0] * 3.0 + p[1]).sum() ** 2, (w, b))
+    >>> float(value), float(gw), float(gb)  # (3w + b)^2 = 49; 2*7*3, 2*7
+    (49.0, 42.0, 14.0)
+    """
+    _checks.function("loss_fn", loss_fn)
     items = _checks.params("params", params)
     leaves = [t if t.requires_grad else t.detach().requires_grad_(True) for t in items]
     value = loss_fn(like(params, leaves))
@@ -44,10 +60,24 @@ def per_sample_grads(sample_loss: Callable, params: Params, *data: torch.Tensor)
     ``sample_loss(params, *sample)`` takes one sample (each tensor of ``data``
     without its leading dimension) and returns a scalar. The result has a leading
     dimension of size ``n`` (the number of samples) on each parameter tensor.
+
+    Example
+    -------
+    >>> import torch
+    >>> X = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    >>> y = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    >>> w = torch.zeros(2, dtype=torch.float64)
+    >>> per_sample_grads(lambda w, x, yi: (x @ w - yi) ** 2, w, X, y).tolist()  # 2 (x.w - y) x
+    [[-2.0, -0.0], [-0.0, -4.0]]
     """
+    _checks.function("sample_loss", sample_loss)
     _checks.params("params", params)
     if not data:
         raise ValueError("per_sample_grads needs at least one data tensor")
+    for i, d in enumerate(data):
+        if not isinstance(d, torch.Tensor) or d.ndim == 0:
+            raise TypeError(f"data[{i}] must be a torch.Tensor with a leading samples dimension, "
+                            f"got {getattr(d, 'shape', type(d).__name__)}")
     n = data[0].shape[0]
     for i, d in enumerate(data):
         _checks.tensor(f"data[{i}]", d) if d.is_floating_point() else None

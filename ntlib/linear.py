@@ -60,6 +60,13 @@ def teacher(v_star: torch.Tensor, sigma_x: torch.Tensor | None = None,
     ``v_star`` is (out, in); ``sigma_x`` (in x in) must be positive definite and
     ``sigma_eps`` (out x out) positive definite (label noise is switched off per
     run in :func:`train`, not by a singular covariance).
+
+    Example
+    -------
+    >>> import torch
+    >>> t = teacher(torch.eye(2, dtype=torch.float64))
+    >>> t.d_in, t.d_out, float(torch.trace(t.sigma_eps))
+    (2, 2, 2.0)
     """
     _checks.tensor("v_star", v_star, ndim=2)
     o, d = v_star.shape
@@ -80,7 +87,17 @@ def sample(t: Teacher, shape: Sequence[int], generator: torch.Generator, *,
     (shape ``(runs, out, out)`` with ``shape = (runs, batch)``). The noise draws
     do not depend on the covariance, so two calls with equally seeded
     generators give paired samples that differ only in the noise shape.
+
+    Example
+    -------
+    >>> import torch
+    >>> from ntlib.config import generator
+    >>> t = teacher(torch.eye(3, dtype=torch.float64))
+    >>> x, y = sample(t, (4, 8), generator(0))
+    >>> tuple(x.shape), tuple(y.shape)
+    ((4, 8, 3), (4, 8, 3))
     """
+    _checks.generator("generator", generator)
     root = None
     if label_noise:
         root = t.sqrt_eps if sigma_eps is None else _batched_sqrt(sigma_eps)
@@ -99,9 +116,13 @@ def _sample(t: Teacher, shape: tuple, generator: torch.Generator, root: torch.Te
 
 
 def _batched_sqrt(s: torch.Tensor) -> torch.Tensor:
+    """Square root of a noise covariance (o, o) or of one per run (runs, o, o), each checked positive definite."""
+    _checks.tensor("sigma_eps", s)
     if s.ndim == 2:
-        return sqrtm_psd(s, name="sigma_eps")
-    return torch.stack([sqrtm_psd(m, name="sigma_eps") for m in s])
+        return sqrtm_psd(_checks.spd("sigma_eps", s), name="sigma_eps")
+    if s.ndim != 3:
+        raise ValueError(f"sigma_eps must be (out, out) or (runs, out, out), got shape {tuple(s.shape)}")
+    return torch.stack([sqrtm_psd(_checks.spd(f"sigma_eps[{i}]", m), name="sigma_eps") for i, m in enumerate(s)])
 
 
 def init_weights(widths: Sequence[int], runs: int, generator: torch.Generator, *, scale: float = 1.0,
@@ -110,14 +131,37 @@ def init_weights(widths: Sequence[int], runs: int, generator: torch.Generator, *
 
     Entries of ``W_i`` are ``N(0, scale^2 / fan_in)``; returns a list of
     ``len(widths) - 1`` tensors of shape ``(runs, widths[i+1], widths[i])``.
+
+    Example
+    -------
+    >>> from ntlib.config import generator
+    >>> [tuple(w.shape) for w in init_weights([3, 5, 2], 4, generator(0))]
+    [(4, 5, 3), (4, 2, 5)]
     """
-    if len(widths) < 2 or any(int(w) < 1 for w in widths):
-        raise ValueError(f"widths must list at least 2 positive sizes, got {list(widths)}")
+    widths = _checks.widths("widths", widths)
+    _checks.generator("generator", generator)
     _checks.positive_int("runs", runs)
     _checks.positive("scale", scale, strict=False)
     dtype = dtype or torch.get_default_dtype()
     return [torch.randn(runs, b, a, generator=generator, dtype=dtype).to(device or "cpu") * (scale / a ** 0.5)
             for a, b in zip(widths[:-1], widths[1:])]
+
+
+def _check_weights(weights: Weights) -> None:
+    """Weights must be (runs, out, in) tensors that chain: weights[i+1] takes what weights[i] gives."""
+    if not isinstance(weights, (list, tuple)) or not weights:
+        raise TypeError(f"weights must be a non-empty list of (runs, out, in) tensors, got {type(weights).__name__}")
+    for i, w in enumerate(weights):
+        _checks.tensor(f"weights[{i}]", w, ndim=3)
+    for i, (a, b) in enumerate(zip(weights[:-1], weights[1:])):
+        if a.shape[-2] != b.shape[-1] or a.shape[0] != b.shape[0]:
+            raise ValueError(f"weights[{i}] {tuple(a.shape)} and weights[{i + 1}] {tuple(b.shape)} do not chain")
+
+
+def _check_maps(**maps) -> None:
+    for name, m in maps.items():
+        if m is not None:
+            _checks.invertible(name, m)
 
 
 def _apply(m: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
@@ -134,7 +178,18 @@ def hidden(weights: Weights, x: torch.Tensor, *, m_in: torch.Tensor | None = Non
     ``x`` is (n, in) or (runs, n, in); each entry is (runs, n, width). The
     *hidden* layers of the theorems are entries ``1 .. D-1``; entry 0 is the
     embedded input and entry D the output before ``M_O``.
+
+    Example
+    -------
+    >>> import torch
+    >>> from ntlib.config import generator
+    >>> ws = init_weights([3, 4, 4, 2], 2, generator(0))
+    >>> [tuple(h.shape) for h in hidden(ws, torch.ones(5, 3, dtype=torch.float64))]
+    [(2, 5, 3), (2, 5, 4), (2, 5, 4), (2, 5, 2)]
     """
+    _check_weights(weights)
+    _check_maps(m_in=m_in, z=z)
+    _checks.tensor("x", x)
     h = x if x.ndim == 3 else x.unsqueeze(0).expand(weights[0].shape[0], -1, -1)
     h = _apply(m_in, _apply(z, h))
     out = [h]
@@ -145,12 +200,31 @@ def hidden(weights: Weights, x: torch.Tensor, *, m_in: torch.Tensor | None = Non
 
 
 def forward(weights: Weights, x: torch.Tensor, *, m_in=None, m_out=None, z=None) -> torch.Tensor:
-    """Network output ``M_O W_D ... W_1 M_I Z x`` for ``x`` of shape (n, in) or (runs, n, in)."""
+    """Network output ``M_O W_D ... W_1 M_I Z x`` for ``x`` of shape (n, in) or (runs, n, in).
+
+    Example
+    -------
+    >>> import torch
+    >>> ws = [torch.eye(2, dtype=torch.float64).expand(1, 2, 2)]
+    >>> forward(ws, torch.tensor([[1.0, 2.0]], dtype=torch.float64), m_out=2 * torch.eye(2, dtype=torch.float64)).tolist()
+    [[[2.0, 4.0]]]
+    """
+    _check_maps(m_out=m_out)
     return _apply(m_out, hidden(weights, x, m_in=m_in, z=z)[-1])
 
 
 def end_to_end(weights: Weights, *, m_in=None, m_out=None, z=None) -> torch.Tensor:
-    """The end-to-end map ``M_O W_D ... W_1 M_I Z`` in raw input coordinates, shape (runs, out, in)."""
+    """The end-to-end map ``M_O W_D ... W_1 M_I Z`` in raw input coordinates, shape (runs, out, in).
+
+    Example
+    -------
+    >>> import torch
+    >>> ws = [2 * torch.eye(2, dtype=torch.float64).expand(1, 2, 2), 3 * torch.eye(2, dtype=torch.float64).expand(1, 2, 2)]
+    >>> end_to_end(ws)[0].diagonal().tolist()
+    [6.0, 6.0]
+    """
+    _check_weights(weights)
+    _check_maps(m_in=m_in, m_out=m_out, z=z)
     k = weights[0]
     for w in weights[1:]:
         k = w @ k
@@ -164,7 +238,17 @@ def end_to_end(weights: Weights, *, m_in=None, m_out=None, z=None) -> torch.Tens
 
 def population_loss(weights: Weights, t: Teacher, *, m_in=None, m_out=None, z=None,
                     label_noise: bool = True) -> torch.Tensor:
-    """Exact expected loss ``E|f(x) - y|^2 = Tr((K - V*) Sx (K - V*)^T) + Tr Se`` per run, shape (runs,)."""
+    """Exact expected loss ``E|f(x) - y|^2 = Tr((K - V*) Sx (K - V*)^T) + Tr Se`` per run, shape (runs,).
+
+    Example
+    -------
+    >>> import torch
+    >>> t = teacher(torch.eye(2, dtype=torch.float64))
+    >>> population_loss([torch.eye(2, dtype=torch.float64).expand(1, 2, 2)], t).tolist()  # only the noise is left
+    [2.0]
+    """
+    if not isinstance(t, Teacher):
+        raise TypeError(f"t must be a Teacher (see ntlib.linear.teacher), got {type(t).__name__}")
     r = end_to_end(weights, m_in=m_in, m_out=m_out, z=z) - t.v_star
     loss = torch.einsum("rij,jk,rik->r", r, t.sigma_x, r)
     return loss + torch.trace(t.sigma_eps) if label_noise else loss
@@ -199,7 +283,7 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
           sigma_eps: torch.Tensor | None = None, shared_data: bool = False, weight_decay: float = 0.0,
           optimizer: str = "sgd", adam: dict | None = None, m_in=None, m_out=None, z=None,
           record_every: int = 0, recorder: Callable[[int, Weights], object] | None = None) -> tuple[Weights, History]:
-    """Train an ensemble of deep linear networks; returns the final weights and a :class:`History`.
+    """Train an ensemble of deep linear networks; returns the final weights and a :class:`~ntlib.ensemble.History`.
 
     Parameters
     ----------
@@ -236,9 +320,24 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
     ------
     DivergenceError
         When the loss or the weights become non-finite (names the step and learning rate).
+
+    Example
+    -------
+    >>> import torch
+    >>> from ntlib.config import generator
+    >>> t = teacher(torch.eye(2, dtype=torch.float64))
+    >>> w0 = init_weights([2, 3, 2], 4, generator(0))
+    >>> w, _ = train(w0, t, lr=0.05, steps=2000, generator=generator(1), method="gd")
+    >>> bool(torch.allclose(end_to_end(w), torch.eye(2, dtype=torch.float64), atol=1e-6))
+    True
     """
     if method not in ("sgd", "gd"):
         raise ValueError(f"method must be 'sgd' or 'gd', got {method!r}")
+    if not isinstance(t, Teacher):
+        raise TypeError(f"t must be a Teacher (see ntlib.linear.teacher), got {type(t).__name__}")
+    _check_weights(weights)
+    _check_maps(m_in=m_in, m_out=m_out, z=z)
+    _checks.generator("generator", generator)
     _checks.positive_int("batch_size", batch_size)
     runs = weights[0].shape[0]
     if sigma_eps is not None and sigma_eps.ndim == 3 and (shared_data or sigma_eps.shape[0] != runs):
@@ -252,9 +351,6 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
     if pre.shape[-1] != ws[0].shape[-1] or out_dim != t.d_out:
         raise ValueError(f"weights map {ws[0].shape[-1]} -> {ws[-1].shape[-2]} but the embedded input has "
                          f"{pre.shape[-1]} features and the teacher {t.d_out} outputs (check widths, m_in, m_out)")
-    for i, (a, b) in enumerate(zip(ws[:-1], ws[1:])):
-        if a.shape[-2] != b.shape[-1] or a.shape[0] != runs:
-            raise ValueError(f"weights[{i}] {tuple(a.shape)} and weights[{i + 1}] {tuple(b.shape)} do not chain")
 
     def loss_and_grads(k: int, ps: list):
         if method == "gd":

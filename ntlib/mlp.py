@@ -6,11 +6,12 @@ Parameters are a list ``[W_1, b_1, ..., W_D, b_D]`` (or ``[W_1, ..., W_D]`` with
 the ReLU neuron-balance experiment (Chapter 2), the two-view nonlinear networks
 (Chapter 3) and the tanh networks of Chapter 4. Train them with :func:`train`
 (any per-run loss, fresh or fixed batches) and measure their sharpness with
-:mod:`ntlib.hessian` on one run's parameters (:func:`run_params`).
+``ntlib.hessian`` on one run's parameters (:func:`run_params`).
 """
 
 from __future__ import annotations
 
+import operator
 from typing import Callable, Sequence
 
 import torch
@@ -31,9 +32,15 @@ def init(widths: Sequence[int], runs: int, generator: torch.Generator, *, bias: 
 
     ``widths = [in, h_1, ..., out]``; returns the parameter list described in
     the module docstring.
+
+    Example
+    -------
+    >>> from ntlib.config import generator
+    >>> [tuple(p.shape) for p in init([3, 5, 1], 2, generator(0))]
+    [(2, 5, 3), (2, 5), (2, 1, 5), (2, 1)]
     """
-    if len(widths) < 2 or any(int(w) < 1 for w in widths):
-        raise ValueError(f"widths must list at least 2 positive sizes, got {list(widths)}")
+    widths = _checks.widths("widths", widths)
+    _checks.generator("generator", generator)
     _checks.positive_int("runs", runs)
     _checks.positive("scale", scale, strict=False)
     dtype = dtype or torch.get_default_dtype()
@@ -59,6 +66,14 @@ def forward(params: Sequence[torch.Tensor], x: torch.Tensor, *, activation: str 
 
     The activation follows every layer but the last. With ``return_hidden`` the
     post-activation hidden representations ``[h_1, ..., h_{D-1}]`` are returned too.
+
+    Example
+    -------
+    >>> import torch
+    >>> from ntlib.config import generator
+    >>> p = init([3, 4, 2], 5, generator(0))
+    >>> tuple(forward(p, torch.zeros(7, 3, dtype=torch.float64), activation="tanh").shape)
+    (5, 7, 2)
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
@@ -81,13 +96,42 @@ def forward(params: Sequence[torch.Tensor], x: torch.Tensor, *, activation: str 
 
 def mse(params: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, activation: str = "relu",
         bias: bool = True) -> torch.Tensor:
-    """Per-run loss ``mean_n |f(x_n) - y_n|^2`` (summed over outputs), shape (runs,)."""
+    """Per-run loss ``mean_n |f(x_n) - y_n|^2`` (summed over outputs), shape (runs,).
+
+    Example
+    -------
+    >>> import torch
+    >>> from ntlib.config import generator
+    >>> p = init([1, 3, 1], 2, generator(0))  # zero biases: f(0) = 0
+    >>> mse(p, torch.zeros(4, 1, dtype=torch.float64), torch.ones(4, 1, dtype=torch.float64)).tolist()
+    [1.0, 1.0]
+    """
     f = forward(params, x, activation=activation, bias=bias)
+    if not isinstance(y, torch.Tensor):  # shape only: value checks would break torch.func.vmap
+        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.shape[-2:] != f.shape[-2:] or (y.ndim == 3 and y.shape[0] != f.shape[0]) or y.ndim not in (2, 3):
+        raise ValueError(f"y must have shape (n, out) = {tuple(f.shape[-2:])} or (runs, n, out) = "
+                         f"{tuple(f.shape)}, got {tuple(y.shape)}")
     return ((f - y) ** 2).sum(-1).mean(-1)
 
 
 def run_params(params: Sequence[torch.Tensor], run: int) -> tuple[torch.Tensor, ...]:
-    """The parameters of one run, with a runs dimension of 1 (for ``ntlib.hessian``)."""
+    """The parameters of one run, with a runs dimension of 1 (for ``ntlib.hessian``).
+
+    Example
+    -------
+    >>> from ntlib.config import generator
+    >>> [tuple(q.shape) for q in run_params(init([2, 3, 1], 4, generator(0)), 2)]
+    [(1, 3, 2), (1, 3), (1, 1, 3), (1, 1)]
+    """
+    runs = params[0].shape[0]
+    try:
+        ok = not isinstance(run, bool) and 0 <= operator.index(run) < runs
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"run must be an int in [0, {runs}), got {run!r}")
+    run = operator.index(run)
     return tuple(p[run : run + 1] for p in params)
 
 
@@ -102,7 +146,18 @@ def train(params: Sequence[torch.Tensor], batches: Callable[[int], tuple], *, lr
     Remaining keyword arguments (``lr_end``, ``optimizer``, ``adam``,
     ``weight_decay``, ``record_every``, ``recorder``) go to :func:`ntlib.ensemble.train`,
     which raises ``DivergenceError`` on a non-finite loss.
+
+    Example
+    -------
+    >>> import torch
+    >>> from ntlib.config import generator
+    >>> x = torch.linspace(-1, 1, 16, dtype=torch.float64).unsqueeze(1)
+    >>> p0 = init([1, 8, 1], 3, generator(0))
+    >>> p, _ = train(p0, lambda k: (x, x ** 2), lr=0.1, steps=300, activation="tanh")
+    >>> bool((mse(p, x, x ** 2, activation="tanh") < mse(p0, x, x ** 2, activation="tanh")).all())
+    True
     """
+    _checks.function("batches", batches)
     per_run = loss or (lambda p, x, y: mse(p, x, y, activation=activation, bias=bias))
     step = ensemble.autograd_loss_and_grads(lambda p, batch: per_run(p, *batch), batches)
     return ensemble.train(step, params, lr=lr, steps=steps, **kwargs)

@@ -39,6 +39,14 @@ def universal_kernel(sigma_x: torch.Tensor, sigma_eps: torch.Tensor, v_star: tor
     minimum of the entropic loss has h(x1)^T h(x2) proportional to x1^T K* x2
     (x in raw input coordinates). ``sigma_x`` (d x d) and ``sigma_eps`` (o x o)
     must be symmetric positive definite; ``v_star`` is (o x d).
+
+    Example
+    -------
+    >>> import torch
+    >>> I = torch.eye(2, dtype=torch.float64)
+    >>> K = universal_kernel(I, I, torch.diag(torch.tensor([4.0, 1.0], dtype=torch.float64)))
+    >>> [[round(v, 12) for v in row] for row in K.tolist()]  # (V^T V)^{1/2}
+    [[4.0, 0.0], [0.0, 1.0]]
     """
     _check_problem(sigma_x, sigma_eps, v_star)
     sx_h, sx_mh = sqrtm_psd(sigma_x), sym_pow(sigma_x, -0.5, name="sigma_x")
@@ -81,7 +89,17 @@ def diagonal_noise_sharpness(r: float) -> float:
 
     The top Hessian eigenvalue of L = E|U W x - y|^2 at the entropic minimum
     for V* = I_2, Sigma_x = I_2, Sigma_eps proportional to diag(1, r), r > 0.
-    S(1) = 4 is the flattest value; S grows like r^{-1/2} as r -> 0.
+    S(1) = 4 is the flattest value; S grows like r^{-1/2} as r -> 0. The
+    formula is written for r <= 1; swapping the two outputs shows S(r) = S(1/r),
+    which is used for r > 1.
+
+    Example
+    -------
+    >>> diagonal_noise_sharpness(1.0)
+    4.0
+    >>> diagonal_noise_sharpness(4.0) == diagonal_noise_sharpness(0.25)
+    True
     """
     r = _checks.positive("r", r)
+    r = min(r, 1.0 / r)
     return 2.0 * (math.sqrt(2.0 / (1.0 + r)) + math.sqrt((1.0 + r) / 2.0) / math.sqrt(r))

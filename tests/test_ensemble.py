@@ -75,3 +75,25 @@ def test_divergence_and_bad_lr():
         ensemble.learning_rates(-0.1, 2)
     with pytest.raises(ValueError, match="same leading runs"):
         ensemble.train(lambda k, p: (torch.zeros(()), p), [torch.zeros(2, 1), torch.zeros(3, 1)], lr=0.1, steps=1)
+
+
+def test_mlp_validation():
+    p = mlp.init([3, 4, 2], 2, generator(0))
+    with pytest.raises(ValueError, match=r"run must be an int in \[0, 2\)"):
+        mlp.run_params(p, 2)
+    with pytest.raises(ValueError, match="y must have shape"):
+        mlp.mse(p, torch.randn(5, 3), torch.randn(5, 1))
+    with pytest.raises(TypeError, match="loss_and_grads must be callable"):
+        ensemble.train(None, p, lr=0.1, steps=1)
+    with pytest.raises(TypeError, match="non-empty list"):
+        ensemble.train(lambda k, ps: None, [], lr=0.1, steps=1)
+
+
+def test_mlp_mse_works_under_vmap():
+    """Per-sample gradients (torch.func.vmap) through mlp.mse, as Chapter 1 uses them."""
+    from ntlib import grads
+    p = tuple(mlp.init([1, 5, 1], 1, generator(0)))
+    x, y = torch.randn(6, 1), torch.randn(6, 1)
+    f = lambda q, xi, yi: mlp.mse(q, xi.unsqueeze(0), yi.unsqueeze(0), activation="tanh").sum()
+    ps = grads.per_sample_grads(f, p, x, y)
+    assert torch.allclose(sum(g.mean(0) for g in ps[:1]), grads.grad(lambda q: mlp.mse(q, x, y, activation="tanh").sum(), p)[0])

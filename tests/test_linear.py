@@ -114,3 +114,19 @@ def test_bad_arguments():
         linear.train(ws, t, lr=0.1, steps=1, generator=g)
     with pytest.raises(ValueError, match="widths"):
         linear.init_weights([3], 1, g)
+
+
+def test_validation_of_maps_weights_and_generator():
+    g, t, ws, emb = setup()
+    with pytest.raises(ValueError, match="m_in must have full rank"):
+        linear.hidden(ws, torch.ones(2, 3), m_in=torch.zeros(4, 3))
+    with pytest.raises(ValueError, match=r"weights\[0\].*do not chain"):
+        linear.end_to_end([ws[0], ws[0]])
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        linear.train(ws, t, lr=0.1, steps=1, generator=0, **emb)
+    with pytest.raises(ValueError, match=r"sigma_eps\[1\] must be positive definite"):
+        linear.sample(t, (2, 3), g, sigma_eps=torch.stack([torch.eye(2), torch.zeros(2, 2)]))
+    with pytest.raises(ValueError, match="positive integer sizes"):
+        linear.init_weights([2, 2.5], 1, g)
+    with pytest.raises(TypeError, match="Teacher"):
+        linear.population_loss(ws, "teacher", **emb)

@@ -51,7 +51,7 @@ def test_diagonal_noise_sharpness_values():
 
 def test_diagonal_noise_sharpness_matches_dense_hessian():
     V = torch.eye(2)
-    for r in (1.0, 0.5, 0.1):
+    for r in (1.0, 0.5, 0.1, 10.0):
         wtw, _ = theory.two_layer_entropic_solution(torch.eye(2), torch.diag(torch.tensor([1.0, r])), V)
         W = sqrtm_psd(wtw)
         U = V @ torch.linalg.inv(W)
