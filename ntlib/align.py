@@ -112,6 +112,16 @@ def gram_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     -------
     torch.Tensor
         Distances of the broadcast batch shape.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    >>> float(gram_distance(x, 3.0 * x))          # same kernel up to a scale
+    0.0
+    >>> e = torch.eye(2, dtype=torch.float64)
+    >>> round(float(gram_distance(e[:, :1], e[:, 1:])), 4)   # orthogonal kernels: sqrt(2)
+    1.4142
     """
     x, y = _pair(x, y, min_samples=1)
     k = x @ x.transpose(-1, -2)
@@ -155,6 +165,16 @@ def mutual_knn(x: torch.Tensor, y: torch.Tensor, k: int = 10) -> torch.Tensor:
     -------
     torch.Tensor
         Scores in [0, 1] of the broadcast batch shape.
+
+    Examples
+    --------
+    >>> import torch
+    >>> a = torch.tensor([0.0, 0.1, 1.5, 1.6], dtype=torch.float64)
+    >>> x = torch.stack([a.cos(), a.sin()], -1)          # two pairs of close points
+    >>> float(mutual_knn(x, 2.0 * x, k=1))
+    1.0
+    >>> float(mutual_knn(x, x[[0, 2, 1, 3]], k=1))       # partners swapped
+    0.0
     """
     x, y = _pair(x, y)
     k = _checks.positive_int("k", k)
@@ -196,6 +216,16 @@ def alignment_matrix(reps_a: Sequence[torch.Tensor], reps_b: Sequence[torch.Tens
     -------
     torch.Tensor
         Shape (*batch, len(reps_a), len(reps_b)).
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(3, 40, 4, generator=g, dtype=torch.float64)   # 3 runs, 40 samples
+    >>> alignment_matrix([x, 2.0 * x], [x, x[..., :2]]).shape
+    torch.Size([3, 2, 2])
+    >>> bool(torch.allclose(alignment_matrix([x], [2.0 * x]), torch.ones(3, 1, 1)))
+    True
     """
     if isinstance(metric, str):
         if metric not in METRICS:

@@ -54,6 +54,13 @@ def random_orthogonal(n: int, generator: torch.Generator, *, runs: int | None = 
     """Haar-distributed orthogonal ``n x n`` matrices (QR of a Gaussian, signs fixed).
 
     Shape (n, n), or (runs, n, n) when ``runs`` is given.
+
+    Example
+    -------
+    >>> import torch
+    >>> q = random_orthogonal(3, torch.Generator().manual_seed(0), runs=2)
+    >>> bool(torch.allclose(q @ q.transpose(-1, -2), torch.eye(3, dtype=q.dtype).expand(2, 3, 3)))
+    True
     """
     _checks.positive_int("n", n)
     shape = (n, n) if runs is None else (_checks.positive_int("runs", runs), n, n)
@@ -68,6 +75,13 @@ def random_matrix(rows: int, cols: int, generator: torch.Generator, *, lo: float
     ``U diag(s) V^T`` with Haar-random orthogonal ``U``, ``V``: the condition
     number is exactly ``hi / lo`` (the well-conditioned frozen embeddings and
     views of Chapter 3). Shape (rows, cols), or (runs, rows, cols).
+
+    Example
+    -------
+    >>> import torch
+    >>> m = random_matrix(3, 3, torch.Generator().manual_seed(0), lo=0.5, hi=2.0)
+    >>> [round(float(s), 6) for s in torch.linalg.svdvals(m)]
+    [2.0, 1.0, 0.5]
     """
     lo, hi = _checks.positive("lo", lo), _checks.positive("hi", hi)
     if hi < lo:
@@ -81,7 +95,15 @@ def random_matrix(rows: int, cols: int, generator: torch.Generator, *, lo: float
 
 
 def random_spd(n: int, generator: torch.Generator, *, lo: float = 1.0, hi: float = 1.0) -> torch.Tensor:
-    """A random symmetric positive-definite ``n x n`` matrix with eigenvalues log-spaced from ``lo`` to ``hi``."""
+    """A random symmetric positive-definite ``n x n`` matrix with eigenvalues log-spaced from ``lo`` to ``hi``.
+
+    Example
+    -------
+    >>> import torch
+    >>> s = random_spd(3, torch.Generator().manual_seed(0), lo=0.25, hi=4.0)
+    >>> [round(float(e), 6) for e in torch.linalg.eigvalsh(s)]
+    [0.25, 1.0, 4.0]
+    """
     lo, hi = _checks.positive("lo", lo), _checks.positive("hi", hi)
     if hi < lo:
         raise ValueError(f"hi must be >= lo, got lo={lo}, hi={hi}")
