@@ -215,7 +215,7 @@ def alignment_matrix(reps_a: Sequence[torch.Tensor], reps_b: Sequence[torch.Tens
     Returns
     -------
     torch.Tensor
-        Shape (*batch, len(reps_a), len(reps_b)).
+        Shape ``(*batch, len(reps_a), len(reps_b))``.
 
     Examples
     --------
