@@ -48,3 +48,66 @@ def sqrtm_psd(m: torch.Tensor, *, name: str = "m") -> torch.Tensor:
     [[1.0, 1.0], [1.0, 1.0]]
     """
     return sym_pow(m, 0.5, name=name)
+
+
+def random_orthogonal(n: int, generator: torch.Generator, *, runs: int | None = None) -> torch.Tensor:
+    """Haar-distributed orthogonal ``n x n`` matrices (QR of a Gaussian, signs fixed).
+
+    Shape (n, n), or (runs, n, n) when ``runs`` is given.
+
+    Example
+    -------
+    >>> import torch
+    >>> q = random_orthogonal(3, torch.Generator().manual_seed(0), runs=2)
+    >>> bool(torch.allclose(q @ q.transpose(-1, -2), torch.eye(3, dtype=q.dtype).expand(2, 3, 3)))
+    True
+    """
+    _checks.positive_int("n", n)
+    shape = (n, n) if runs is None else (_checks.positive_int("runs", runs), n, n)
+    q, r = torch.linalg.qr(torch.randn(*shape, generator=generator, dtype=torch.get_default_dtype()))
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
+def random_matrix(rows: int, cols: int, generator: torch.Generator, *, lo: float = 1.0, hi: float = 1.0,
+                  runs: int | None = None) -> torch.Tensor:
+    """Random ``rows x cols`` matrices with singular values log-spaced from ``lo`` to ``hi``.
+
+    ``U diag(s) V^T`` with Haar-random orthogonal ``U``, ``V``: the condition
+    number is exactly ``hi / lo`` (the well-conditioned frozen embeddings and
+    views of Chapter 3). Shape (rows, cols), or (runs, rows, cols).
+
+    Example
+    -------
+    >>> import torch
+    >>> m = random_matrix(3, 3, torch.Generator().manual_seed(0), lo=0.5, hi=2.0)
+    >>> [round(float(s), 6) for s in torch.linalg.svdvals(m)]
+    [2.0, 1.0, 0.5]
+    """
+    lo, hi = _checks.positive("lo", lo), _checks.positive("hi", hi)
+    if hi < lo:
+        raise ValueError(f"hi must be >= lo, got lo={lo}, hi={hi}")
+    k = min(_checks.positive_int("rows", rows), _checks.positive_int("cols", cols))
+    s = torch.logspace(torch.log10(torch.tensor(lo)), torch.log10(torch.tensor(hi)), k,
+                       dtype=torch.get_default_dtype())
+    u = random_orthogonal(rows, generator, runs=runs)[..., :k]
+    v = random_orthogonal(cols, generator, runs=runs)[..., :k]
+    return (u * s) @ v.transpose(-1, -2)
+
+
+def random_spd(n: int, generator: torch.Generator, *, lo: float = 1.0, hi: float = 1.0) -> torch.Tensor:
+    """A random symmetric positive-definite ``n x n`` matrix with eigenvalues log-spaced from ``lo`` to ``hi``.
+
+    Example
+    -------
+    >>> import torch
+    >>> s = random_spd(3, torch.Generator().manual_seed(0), lo=0.25, hi=4.0)
+    >>> [round(float(e), 6) for e in torch.linalg.eigvalsh(s)]
+    [0.25, 1.0, 4.0]
+    """
+    lo, hi = _checks.positive("lo", lo), _checks.positive("hi", hi)
+    if hi < lo:
+        raise ValueError(f"hi must be >= lo, got lo={lo}, hi={hi}")
+    q = random_orthogonal(n, generator)
+    s = torch.logspace(torch.log10(torch.tensor(lo)), torch.log10(torch.tensor(hi)), n,
+                       dtype=torch.get_default_dtype())
+    return (q * s) @ q.T

@@ -1,0 +1,146 @@
+"""ntlib.align: closed forms, invariances (property tests) and input checks."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from ntlib import align
+
+torch.set_default_dtype(torch.float64)
+
+
+def rand(seed, *shape):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def orth(seed, n):
+    return torch.linalg.qr(rand(seed, n, n))[0]
+
+
+def hsic(k, l):
+    n = k.shape[0]
+    h = torch.eye(n) - torch.ones(n, n) / n
+    return torch.trace(k @ h @ l @ h) / (n - 1) ** 2
+
+
+seeds = st.integers(0, 10_000)
+sizes = st.integers(3, 40)
+feats = st.integers(1, 7)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seeds, sizes, feats, feats)
+def test_cka_matches_hsic_formula_and_is_symmetric(seed, n, p, q):
+    x, y = rand(seed, n, p), rand(seed + 1, n, q)
+    k, l = x @ x.T, y @ y.T
+    ref = hsic(k, l) / torch.sqrt(hsic(k, k) * hsic(l, l))
+    c = align.linear_cka(x, y)
+    assert torch.allclose(c, ref, atol=1e-10)
+    assert torch.allclose(c, align.linear_cka(y, x), atol=1e-12)
+    assert -1e-12 <= float(c) <= 1 + 1e-12
+
+
+@settings(max_examples=40, deadline=None)
+@given(seeds, sizes, feats, feats, st.floats(1e-3, 1e3))
+def test_cka_invariant_under_orthogonal_maps_and_isotropic_scaling(seed, n, p, q, s):
+    x, y = rand(seed, n, p), rand(seed + 1, n, q)
+    c = align.linear_cka(x, y)
+    assert torch.allclose(align.linear_cka(s * x @ orth(seed + 2, p), y @ orth(seed + 3, q)), c, atol=1e-10)
+    assert torch.allclose(align.linear_cka(x, x), torch.tensor(1.0), atol=1e-12)
+    # a translation of the features does not matter either (the kernel is centred)
+    assert torch.allclose(align.linear_cka(x + rand(seed + 4, p), y), c, atol=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seeds, st.integers(4, 30), feats, feats, st.floats(1e-2, 1e2))
+def test_perfectly_aligned_inputs_read_ideal_values(seed, n, p, q, c0):
+    """K_y = c0 K_x (y = sqrt(c0) x Q with Q a partial isometry into more features)."""
+    x = rand(seed, n, p)
+    qmat = torch.linalg.qr(rand(seed + 1, p + q, p))[0].T  # p x (p + q), orthonormal rows
+    y = math.sqrt(c0) * x @ qmat
+    assert torch.allclose(y @ y.T, c0 * x @ x.T, atol=1e-8)
+    assert float(align.linear_cka(x, y)) == pytest.approx(1.0, abs=1e-10)
+    assert float(align.gram_distance(x, y)) < 1e-6
+    if p >= 2:  # with one feature all cosine similarities are +-1: neighbourhoods are ties
+        assert float(align.mutual_knn(x, y, k=min(3, n - 1))) == 1.0
+
+
+def test_gram_distance_closed_form_and_range():
+    x, y = rand(0, 30, 4), rand(1, 30, 2)
+    k, l = x @ x.T, y @ y.T
+    cos = (k * l).sum() / (k.norm() * l.norm())
+    assert torch.allclose(align.gram_distance(x, y), torch.sqrt(2 - 2 * cos), atol=1e-12)
+    assert torch.allclose(align.gram_distance(x, y), align.gram_distance(y, x))
+    # orthogonal kernels: the largest possible distance
+    e = torch.eye(4)
+    assert float(align.gram_distance(e[:, :2].clone(), e[:, 2:].clone())) == pytest.approx(math.sqrt(2))
+
+
+def test_mutual_knn_on_hand_built_neighbourhoods():
+    # 4 points on the circle: in x the neighbourhoods are {0,1} and {2,3}; y keeps them; z swaps partners
+    a = torch.tensor([0.0, 0.1, 1.5, 1.6])
+    x = torch.stack([a.cos(), a.sin()], -1)
+    assert float(align.mutual_knn(x, 3.0 * x, k=1)) == 1.0
+    b = torch.tensor([0.0, 1.5, 0.1, 1.6])  # 0 <-> 2 and 1 <-> 3 are now the close pairs
+    z = torch.stack([b.cos(), b.sin()], -1)
+    assert float(align.mutual_knn(x, z, k=1)) == 0.0
+    # k = 2 of 3 others: x's sets {1,2},{0,2},{3,1},{2,1}; z's sets {2,1},{3,2},{0,1},{1,2}
+    # overlaps 2,1,1,2 -> mean 6/8
+    assert float(align.mutual_knn(x, z, k=2)) == pytest.approx(0.75)
+    # scale of a row does not matter (rows are L2-normalised), self never counts
+    assert float(align.mutual_knn(x, x * torch.tensor([[1.0], [5.0], [0.2], [2.0]]), k=1)) == 1.0
+    assert float(align.mutual_knn(x, z, k=3)) == 1.0  # every other point is a neighbour
+
+
+def test_mutual_knn_random_baseline():
+    x, y = rand(0, 400, 5), rand(1, 400, 5)
+    assert abs(float(align.mutual_knn(x, y, k=10)) - 10 / 399) < 0.02
+
+
+def test_batched_shapes_and_alignment_matrix():
+    x = rand(0, 3, 20, 4)  # 3 runs
+    y = rand(1, 20, 6)     # shared across runs
+    c = align.linear_cka(x, y)
+    assert c.shape == (3,)
+    assert torch.allclose(c[1], align.linear_cka(x[1], y))
+    assert align.mutual_knn(x, y, k=4).shape == (3,)
+    m = align.alignment_matrix([x, y, x[..., :2]], [y, x], metric="cka")
+    assert m.shape == (3, 3, 2)
+    assert torch.allclose(m[:, 0, 0], c) and torch.allclose(m[:, 0, 1], torch.ones(3))
+    g = align.alignment_matrix([x], [x], metric="gram")
+    assert torch.allclose(g, torch.zeros(3, 1, 1), atol=1e-7)
+    kn = align.alignment_matrix([x], [y], metric="knn", k=3)
+    assert torch.allclose(kn[:, 0, 0], align.mutual_knn(x, y, k=3))
+    own = align.alignment_matrix([x], [y], metric=lambda a, b: align.linear_cka(a, b) ** 2)
+    assert torch.allclose(own[:, 0, 0], c ** 2)
+
+
+def test_clear_errors():
+    x = rand(0, 10, 3)
+    with pytest.raises(ValueError, match="same number of samples"):
+        align.linear_cka(x, rand(1, 9, 3))
+    with pytest.raises(ValueError, match="same number of samples"):
+        align.mutual_knn(x, rand(1, 9, 3))
+    with pytest.raises(ValueError, match="k must be smaller"):
+        align.mutual_knn(x, x, k=10)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        align.mutual_knn(x, x, k=0)
+    bad = x.clone()
+    bad[2, 1] = float("nan")
+    for fn in (align.linear_cka, align.gram_distance, align.mutual_knn):
+        with pytest.raises(ValueError, match="NaN"):
+            fn(x, bad)
+    with pytest.raises(ValueError, match="shape"):
+        align.linear_cka(torch.randn(10), x)
+    with pytest.raises(ValueError, match="constant"):
+        align.linear_cka(torch.ones(10, 2), x)
+    with pytest.raises(ValueError, match="do not broadcast"):
+        align.linear_cka(rand(0, 2, 10, 3), rand(1, 3, 10, 3))
+    with pytest.raises(ValueError, match="metric must be one of"):
+        align.alignment_matrix([x], [x], metric="svcca")
+    with pytest.raises(TypeError, match="reps_a"):
+        align.alignment_matrix(x, [x])
+    with pytest.raises(TypeError, match="floating"):
+        align.linear_cka(torch.ones(10, 2, dtype=torch.long), x)
