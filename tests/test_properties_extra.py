@@ -55,6 +55,17 @@ def relu_params(g, runs, h, d, o):
 
 # ---- symmetry: orbits, charges, the exact per-step identity -------------------------------
 
+
+def around_pair(ws, i, d, o):
+    """Q = W_i-1 ... W_1 (before the pair) and P = W_D ... W_i+2 (after it), identities when empty."""
+    q = torch.eye(d, dtype=D)
+    for w in ws[:i]:
+        q = w @ q
+    p = torch.eye(o, dtype=D)
+    for w in reversed(ws[i + 2:]):
+        p = p @ w
+    return q, p
+
 @PROPS
 @given(seed=seeds, runs=st.integers(1, 3), h=st.integers(1, 5), d=st.integers(1, 4), o=st.integers(1, 3),
        n=st.integers(1, 6), lr=st.floats(1e-3, 0.5))
@@ -219,12 +230,7 @@ def test_linear_pair_moments_match_monte_carlo(seed, widths, i, noise):
     r = x @ (k - v).T
     if se is not None:
         r = r - randn(g, n, o) @ linalg.sqrtm_psd(se)
-    q = torch.eye(d, dtype=D)
-    for w in ws[:i]:
-        q = w @ q
-    p = torch.eye(o, dtype=D)
-    for w in reversed(ws[i + 2:]):
-        p = p @ w
+    q, p = around_pair(ws, i, d, o)
     a, b = r @ p, x @ q.T  # G_n = 2 a_n b_n^T (a: P^T r, b: Q x)
     mc_gtg = 4 * torch.einsum("n,ni,nj->ij", (a * a).sum(1), b, b) / n
     mc_ggt = 4 * torch.einsum("n,ni,nj->ij", (b * b).sum(1), a, a) / n
@@ -249,12 +255,7 @@ def test_linear_pair_moments_at_a_global_minimum(seed, widths, i, bsz):
         k = w @ k
     sx, se = linalg.random_spd(d, g, lo=0.5, hi=2.0), linalg.random_spd(o, g, lo=0.3, hi=1.5)
     gtg, ggt = symmetry.linear_pair_moments(ws, i, k, sx, se, batch_size=bsz)
-    q = torch.eye(d, dtype=D)
-    for w in ws[:i]:
-        q = w @ q
-    p = torch.eye(o, dtype=D)
-    for w in reversed(ws[i + 2:]):
-        p = p @ w
+    q, p = around_pair(ws, i, d, o)
     ref_gtg = 4 * torch.trace(p @ p.T @ se) * q @ sx @ q.T / bsz
     ref_ggt = 4 * torch.trace(q.T @ q @ sx) * p.T @ se @ p / bsz
     assert close(gtg, ref_gtg, 1e-10) and close(ggt, ref_ggt, 1e-10)
