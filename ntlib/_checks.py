@@ -6,11 +6,9 @@ was expected, so that bad input never becomes a silent NaN or a wrong answer.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
-
 import torch
 
-Params = Union[torch.Tensor, Sequence[torch.Tensor]]
+from .params import Params
 
 
 def tensor(name: str, x, *, ndim: int | None = None, finite: bool = True) -> torch.Tensor:
@@ -100,6 +98,13 @@ def spd(name: str, m: torch.Tensor, *, rtol: float = 1e-10) -> torch.Tensor:
     return m
 
 
+def scalar_output(name: str, value) -> torch.Tensor:
+    """Check that a user callable returned a scalar tensor (one element)."""
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise ValueError(f"{name} must return a scalar tensor, got {getattr(value, 'shape', type(value).__name__)}")
+    return value
+
+
 def generator(name: str, g) -> torch.Generator:
     """Check that ``g`` is a ``torch.Generator`` (see ``ntlib.config.generator``)."""
     if not isinstance(g, torch.Generator):
@@ -125,3 +130,24 @@ def invertible(name: str, m: torch.Tensor, *, rtol: float = 1e-10) -> torch.Tens
         raise ValueError(f"{name} must have full rank (an invertible embedding), smallest singular value "
                          f"{float(s[..., -1].min()):.3g}")
     return m
+
+
+def weight_chain(name: str, weights) -> list[torch.Tensor]:
+    """Check a non-empty list of (runs, out, in) weight tensors that chain (``weights[i+1]`` takes what ``weights[i]`` gives)."""
+    if not isinstance(weights, (list, tuple)) or not weights:
+        raise TypeError(f"{name} must be a non-empty list of (runs, out, in) tensors, got {type(weights).__name__}")
+    for i, w in enumerate(weights):
+        tensor(f"{name}[{i}]", w, ndim=3)
+    for i, (a, b) in enumerate(zip(weights[:-1], weights[1:])):
+        if a.shape[-2] != b.shape[-1] or a.shape[0] != b.shape[0]:
+            raise ValueError(f"{name}[{i}] {tuple(a.shape)} and {name}[{i + 1}] {tuple(b.shape)} do not chain")
+    return list(weights)
+
+
+def teacher(name: str, t):
+    """Check that ``t`` is an :class:`ntlib.linear.Teacher` (the one carrier of a linear problem's data)."""
+    from .linear.model import Teacher  # imported here: ntlib.linear itself uses this module
+
+    if not isinstance(t, Teacher):
+        raise TypeError(f"{name} must be a Teacher (see ntlib.linear.teacher), got {type(t).__name__}")
+    return t

@@ -224,7 +224,7 @@ def alignment_matrix(reps_a: Sequence[torch.Tensor], reps_b: Sequence[torch.Tens
     >>> x = torch.randn(3, 40, 4, generator=g, dtype=torch.float64)   # 3 runs, 40 samples
     >>> alignment_matrix([x, 2.0 * x], [x, x[..., :2]]).shape
     torch.Size([3, 2, 2])
-    >>> bool(torch.allclose(alignment_matrix([x], [2.0 * x]), torch.ones(3, 1, 1)))
+    >>> bool(torch.allclose(alignment_matrix([x], [2.0 * x]), torch.ones(3, 1, 1, dtype=torch.float64)))
     True
     """
     if isinstance(metric, str):

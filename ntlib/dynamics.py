@@ -9,80 +9,37 @@ These are the three dynamics compared throughout the book (Chapter 1):
   an adaptive 8th-order Runge-Kutta method (DOP853) in float64 to a tolerance far
   below the :math:`O(\\eta^2)` effects being measured.
 
-The discrete helpers raise :class:`DivergenceError` (with the step, learning
-rate and last finite loss) instead of returning NaN.
+The discrete helpers return a :class:`ntlib.run.Run` whose records are dicts
+``{"params", "loss"}`` (every ``record_every`` steps and after the last step),
+and raise :class:`ntlib.errors.DivergenceError` (with the step, learning rate
+and last finite loss) instead of returning NaN.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
 from . import _checks
-from ._params import Params, as_tuple, flatten, like, unflatten
+from .errors import DivergenceError
 from .grads import grad, value_and_grad
-
-
-class DivergenceError(RuntimeError):
-    """Training produced a non-finite loss or parameters.
-
-    Attributes: ``step`` (0-based step at which it was detected), ``lr``, and
-    ``last_finite_loss`` (the last finite loss seen, or ``None``).
-
-    Example
-    -------
-    >>> import torch
-    >>> try:
-    ...     gd(lambda t: (t ** 2).sum(), torch.ones(1, dtype=torch.float64), lr=5.0, steps=10_000)
-    ... except DivergenceError as e:
-    ...     print(e.lr, e.step > 0)
-    5.0 True
-    """
-
-    def __init__(self, step: int, lr: float, last_finite_loss: float | None):
-        self.step, self.lr, self.last_finite_loss = step, lr, last_finite_loss
-        super().__init__(
-            f"training diverged at step {step} with learning rate {lr:g} "
-            f"(last finite loss: {last_finite_loss if last_finite_loss is None else f'{last_finite_loss:.6g}'}); "
-            "lower the learning rate or check the initialisation"
-        )
-
-
-class Trajectory(NamedTuple):
-    """Recorded iterates and losses of a run (returned by :func:`gd` and :func:`sgd`).
-
-    Example
-    -------
-    >>> import torch
-    >>> tr = gd(lambda t: (t ** 2).sum(), torch.ones(1, dtype=torch.float64), lr=0.25, steps=4, record_every=2)
-    >>> tr.steps.tolist(), tr.losses.tolist()
-    ([0, 2, 4], [1.0, 0.0625, 0.00390625])
-    """
-
-    params: list
-    """Parameters at the recorded steps (same form as the initial params), detached clones."""
-    losses: torch.Tensor
-    """Loss at the recorded steps (before the update of that step; the last entry is the final loss)."""
-    steps: torch.Tensor
-    """Step indices of the records."""
-
-    @property
-    def final(self) -> Params:
-        """The last recorded parameters."""
-        return self.params[-1]
+from .params import Params, as_tuple, flatten, like, unflatten
+from .run import Progress, Run
 
 
 def _run(step_loss: Callable[[int, Params], torch.Tensor], params: Params, lr: float, steps: int,
-         record_every: int, final_loss: Callable[[Params], torch.Tensor]) -> Trajectory:
+         record_every: int, final_loss: Callable[[Params], torch.Tensor], progress: Progress | None) -> Run:
     items = _checks.params("params", params)
     lr = _checks.positive("lr", lr)
     _checks.positive_int("steps", steps, minimum=0)
     _checks.positive_int("record_every", record_every)
+    if progress is not None:
+        _checks.function("progress", progress)
     theta = [t.detach().clone() for t in items]
-    rec_p, rec_l, rec_s = [], [], []
+    rec_s, rec = [], []
     last = None
     for k in range(steps):
         cur = like(params, theta)
@@ -92,39 +49,43 @@ def _run(step_loss: Callable[[int, Params], torch.Tensor], params: Params, lr: f
             raise DivergenceError(k, lr, last)
         last = lv
         if k % record_every == 0:
-            rec_p.append(like(params, [t.clone() for t in theta]))
-            rec_l.append(lv)
             rec_s.append(k)
+            rec.append({"params": like(params, [t.clone() for t in theta]), "loss": lv})
         theta = [t - lr * gi for t, gi in zip(theta, as_tuple(g))]
         if not all(bool(torch.isfinite(t).all()) for t in theta):
             raise DivergenceError(k + 1, lr, last)
-    cur = like(params, theta)
-    lv = float(final_loss(cur).detach())
+        if progress is not None:
+            progress(k)
+    final = like(params, theta)
+    lv = float(final_loss(final).detach())
     if not np.isfinite(lv):
         raise DivergenceError(steps, lr, last)
-    rec_p.append(like(params, [t.clone() for t in theta]))
-    rec_l.append(lv)
     rec_s.append(steps)
-    return Trajectory(rec_p, torch.tensor(rec_l, dtype=torch.float64), torch.tensor(rec_s))
+    rec.append({"params": like(params, [t.clone() for t in theta]), "loss": lv})
+    return Run(final, rec_s, rec)
 
 
 def gd(loss_fn: Callable[[Params], torch.Tensor], params: Params, lr: float, steps: int, *,
-       record_every: int = 1) -> Trajectory:
+       record_every: int = 1, progress: Progress | None = None) -> Run:
     """Full-batch gradient descent (Eq. ``eq-gd``): ``steps`` updates of size ``lr``.
 
     ``loss_fn(params)`` returns a scalar; ``params`` is a tensor or a tuple of
-    tensors and is not modified. Raises :class:`DivergenceError` on a non-finite
-    loss or iterate.
+    tensors and is not modified. Every ``record_every`` steps and after the last
+    one, the :class:`~ntlib.run.Run` records ``{"params", "loss"}``;
+    ``progress(step)`` is called after each update. Raises
+    :class:`~ntlib.errors.DivergenceError` on a non-finite loss or iterate.
 
     Example
     -------
     >>> import torch
-    >>> tr = gd(lambda t: 0.5 * (t ** 2).sum(), torch.tensor([1.0], dtype=torch.float64), lr=0.1, steps=2)
-    >>> float(tr.final)  # (1 - 0.1)^2
+    >>> run = gd(lambda t: 0.5 * (t ** 2).sum(), torch.tensor([1.0], dtype=torch.float64), lr=0.1, steps=2)
+    >>> float(run.params)  # (1 - 0.1)^2
     0.81
+    >>> run.steps, [round(v, 12) for v in run.stacked("loss").tolist()]  # before each update, and after the last
+    ([0, 1, 2], [0.5, 0.405, 0.32805])
     """
     _checks.function("loss_fn", loss_fn)
-    return _run(lambda k, p: loss_fn(p), params, lr, steps, record_every, loss_fn)
+    return _run(lambda k, p: loss_fn(p), params, lr, steps, record_every, loss_fn, progress)
 
 
 def forward_backward(loss_fn: Callable[[Params], torch.Tensor], params: Params, lr: float) -> Params:
@@ -151,19 +112,20 @@ def forward_backward(loss_fn: Callable[[Params], torch.Tensor], params: Params, 
 
 def sgd(batch_loss_fn: Callable[[Params, object], torch.Tensor], params: Params, lr: float,
         batches: Iterable, steps: int, *, record_every: int = 1,
-        full_loss_fn: Callable[[Params], torch.Tensor] | None = None) -> Trajectory:
+        full_loss_fn: Callable[[Params], torch.Tensor] | None = None, progress: Progress | None = None) -> Run:
     """Stochastic gradient descent: step k uses ``batch_loss_fn(params, batch_k)``.
 
     ``batches`` yields one batch per step (any object ``batch_loss_fn`` accepts).
     Recorded losses are minibatch losses unless ``full_loss_fn`` is given, in
-    which case it supplies the final recorded loss. Raises :class:`DivergenceError`.
+    which case it supplies the final recorded loss. Records, ``progress`` and
+    :class:`~ntlib.errors.DivergenceError` as in :func:`gd`.
 
     Example
     -------
     >>> import torch
     >>> data = [torch.tensor([1.0], dtype=torch.float64), torch.tensor([3.0], dtype=torch.float64)]
-    >>> tr = sgd(lambda t, x: 0.5 * ((t - x) ** 2).sum(), torch.zeros(1, dtype=torch.float64), 0.5, data, steps=2)
-    >>> float(tr.final)  # 0 -> 0.5 -> 1.75
+    >>> run = sgd(lambda t, x: 0.5 * ((t - x) ** 2).sum(), torch.zeros(1, dtype=torch.float64), 0.5, data, steps=2)
+    >>> float(run.params)  # 0 -> 0.5 -> 1.75
     1.75
     """
     _checks.function("batch_loss_fn", batch_loss_fn)
@@ -185,7 +147,7 @@ def sgd(batch_loss_fn: Callable[[Params, object], torch.Tensor], params: Params,
         return batch_loss_fn(p, cache[k])
 
     final = full_loss_fn if full_loss_fn is not None else (lambda p: step_loss(max(steps - 1, 0), p))
-    return _run(step_loss, params, lr, steps, record_every, final)
+    return _run(step_loss, params, lr, steps, record_every, final, progress)
 
 
 def gradient_flow(loss_fn: Callable[[Params], torch.Tensor], params: Params, t: float, *,

@@ -13,23 +13,16 @@ per run), plain SGD or Adam updates, divergence detection and recording.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
 
 from . import _checks
-from .dynamics import DivergenceError
+from .errors import DivergenceError
+from .run import Progress, Recorder, Run
 
+#: ``(step, params) -> (summed loss, gradients)`` for all runs at once.
 LossAndGrads = Callable[[int, list], "tuple[torch.Tensor, list[torch.Tensor]]"]
-
-
-@dataclass
-class History:
-    """Steps at which :func:`train` recorded, and the recorder's outputs there."""
-
-    steps: list = field(default_factory=list)
-    records: list = field(default_factory=list)
 
 
 def learning_rates(lr, runs: int, dtype=None, device=None) -> torch.Tensor:
@@ -52,8 +45,8 @@ def learning_rates(lr, runs: int, dtype=None, device=None) -> torch.Tensor:
 
 def train(loss_and_grads: LossAndGrads, params: Sequence[torch.Tensor], *, lr, steps: int,
           lr_end=None, optimizer: str = "sgd", adam: dict | None = None, weight_decay: float = 0.0,
-          record_every: int = 0, recorder: Callable[[int, list], object] | None = None) -> tuple[list, History]:
-    """Run ``steps`` updates of all runs; returns the final parameters and a :class:`History`.
+          record_every: int = 0, recorder: Recorder | None = None, progress: Progress | None = None) -> Run:
+    """Run ``steps`` updates of all runs; returns a :class:`~ntlib.run.Run` (final parameters and records).
 
     Parameters
     ----------
@@ -70,7 +63,10 @@ def train(loss_and_grads: LossAndGrads, params: Sequence[torch.Tensor], *, lr, s
     weight_decay
         Adds ``weight_decay * |params|^2`` to the loss of every run.
     record_every, recorder
-        Every ``record_every`` steps and at the end, store ``recorder(step, params)``.
+        Every ``record_every`` steps (before that step's update) and after the last
+        step, store ``recorder(step, params)`` unless it returns ``None``.
+    progress
+        Called as ``progress(step)`` after every update (e.g. ``ntlib.book.progress``).
 
     Raises
     ------
@@ -81,13 +77,15 @@ def train(loss_and_grads: LossAndGrads, params: Sequence[torch.Tensor], *, lr, s
     -------
     >>> import torch
     >>> p0 = [torch.tensor([[1.0], [2.0]], dtype=torch.float64)]  # two runs of L = p^2 / 2
-    >>> p, _ = train(lambda k, ps: (0.5 * (ps[0] ** 2).sum(), [ps[0]]), p0, lr=[0.5, 0.25], steps=1)
-    >>> p[0].flatten().tolist()
+    >>> run = train(lambda k, ps: (0.5 * (ps[0] ** 2).sum(), [ps[0]]), p0, lr=[0.5, 0.25], steps=1)
+    >>> run.params[0].flatten().tolist()
     [0.5, 1.5]
     """
     _checks.function("loss_and_grads", loss_and_grads)
     if recorder is not None:
         _checks.function("recorder", recorder)
+    if progress is not None:
+        _checks.function("progress", progress)
     if not isinstance(params, (list, tuple)) or not params:
         raise TypeError("params must be a non-empty list of tensors with a leading runs dimension")
     for i, p in enumerate(params):
@@ -107,12 +105,18 @@ def train(loss_and_grads: LossAndGrads, params: Sequence[torch.Tensor], *, lr, s
     b1, b2 = opts["betas"]
     m = [torch.zeros_like(p) for p in ps] if optimizer == "adam" else None
     v = [torch.zeros_like(p) for p in ps] if optimizer == "adam" else None
-    hist, last = History(), None
+    rec_steps, records, last = [], [], None
+
+    def record(k: int) -> None:
+        r = recorder(k, ps)
+        if r is not None:
+            rec_steps.append(k)
+            records.append(r)
+
     for k in range(steps):
         eta = lr0 * (lr1 / lr0) ** (k / max(steps - 1, 1))
         if record_every and recorder is not None and k % record_every == 0:
-            hist.steps.append(k)
-            hist.records.append(recorder(k, ps))
+            record(k)
         loss, grads = loss_and_grads(k, ps)
         if weight_decay:
             loss = loss + weight_decay * sum((p * p).sum() for p in ps)
@@ -131,12 +135,13 @@ def train(loss_and_grads: LossAndGrads, params: Sequence[torch.Tensor], *, lr, s
                 mhat = m[i] / (1 - b1 ** (k + 1))
                 vhat = v[i] / (1 - b2 ** (k + 1))
                 p -= step_size * mhat / (vhat.sqrt() + opts["eps"])
+        if progress is not None:
+            progress(k)
     if not all(bool(torch.isfinite(p).all()) for p in ps):
         raise DivergenceError(steps, float(lr1.max()), last)
     if record_every and recorder is not None:
-        hist.steps.append(steps)
-        hist.records.append(recorder(steps, ps))
-    return ps, hist
+        record(steps)
+    return Run(ps, rec_steps, records)
 
 
 def autograd_loss_and_grads(per_run_loss: Callable[[list, object], torch.Tensor],

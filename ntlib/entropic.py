@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from . import _checks
-from ._params import Params, sq_norm
+from .params import Params, sq_norm
 from .grads import grad, value_and_grad
 
 
@@ -98,20 +98,49 @@ def sgd_entropic_terms(sample_grads: torch.Tensor, losses: torch.Tensor, batch_s
     """
     _checks.tensor("sample_grads", sample_grads, ndim=2)
     _checks.tensor("losses", losses, ndim=1)
+    if losses.shape[0] != sample_grads.shape[0]:
+        raise ValueError(f"losses has {losses.shape[0]} entries, sample_grads has {sample_grads.shape[0]} rows")
+    mean, var, factor = _batch_moments(sample_grads, batch_size, replacement)
+    grad_sq, trace_cov = mean @ mean, var.sum()
+    noise = trace_cov * factor
+    return EntropicTerms(losses.mean(), grad_sq, trace_cov, noise, grad_sq + noise)
+
+
+def expected_batch_sq(sample_grads: torch.Tensor, batch_size: int, *, replacement: bool = True) -> torch.Tensor:
+    """Entry-wise ``E_B[(grad l_B)^2]`` over minibatches, from per-sample gradients (``eq-sgd-decomposition``).
+
+    ``sample_grads`` is (N, ...) (e.g. one tensor of
+    :func:`ntlib.grads.per_sample_grads`). With mean ``m`` and population
+    variance ``v`` (1/N) of each entry, ``E_B[g_B^2] = m^2 + v c / B`` with
+    ``c = 1`` for i.i.d. draws and ``c = (N - B)/(N - 1)`` without replacement.
+    Summed over all entries this is ``EntropicTerms.expected_batch_grad_sq``
+    of :func:`sgd_entropic_terms`; per tensor it gives the two sides of
+    neuron balance (:func:`ntlib.symmetry.neuron_balance_sides`).
+
+    Example
+    -------
+    >>> import torch
+    >>> expected_batch_sq(torch.tensor([[1.0], [3.0]]), 1).tolist()  # (1 + 9) / 2
+    [5.0]
+    """
+    m, v, factor = _batch_moments(sample_grads, batch_size, replacement)
+    return m * m + v * factor
+
+
+def _batch_moments(sample_grads: torch.Tensor, batch_size: int,
+                   replacement: bool) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Entry-wise mean and population variance of per-sample gradients, and the variance factor of a batch mean."""
+    _checks.tensor("sample_grads", sample_grads)
+    if sample_grads.ndim < 1 or sample_grads.shape[0] < 1:
+        raise ValueError("sample_grads must have a leading samples dimension of size >= 1")
     n = sample_grads.shape[0]
-    if n == 0:
-        raise ValueError("sample_grads must hold at least one sample, got shape (0, P)")
-    if losses.shape[0] != n:
-        raise ValueError(f"losses has {losses.shape[0]} entries, sample_grads has {n} rows")
     b = _checks.positive_int("batch_size", batch_size)
     if not replacement and b > n:
         raise ValueError(f"batch_size={b} exceeds the {n} samples available without replacement")
-    mean = sample_grads.mean(0)
-    grad_sq = mean @ mean
-    trace_cov = ((sample_grads - mean) ** 2).sum(1).mean()
-    factor = 1.0 if replacement else (n - b) / (n - 1) if n > 1 else 0.0
-    noise = trace_cov * factor / b
-    return EntropicTerms(losses.mean(), grad_sq, trace_cov, noise, grad_sq + noise)
+    m = sample_grads.mean(0)
+    v = ((sample_grads - m) ** 2).mean(0)
+    c = 1.0 if replacement else ((n - b) / (n - 1) if n > 1 else 0.0)
+    return m, v, c / b
 
 
 def hessian_gradient_product(loss_fn: Callable[[Params], torch.Tensor], params: Params) -> Params:

@@ -13,7 +13,7 @@ import torch
 from torch.func import grad as _fgrad, vmap
 
 from . import _checks
-from ._params import Params, as_tuple, like
+from .params import Params, as_tuple, like
 
 
 def grad(loss_fn: Callable[[Params], torch.Tensor], params: Params, *, create_graph: bool = False) -> Params:
@@ -48,7 +48,7 @@ def value_and_grad(loss_fn: Callable[[Params], torch.Tensor], params: Params, *,
     items = _checks.params("params", params)
     leaves = [t if t.requires_grad else t.detach().requires_grad_(True) for t in items]
     value = loss_fn(like(params, leaves))
-    _scalar("loss_fn(params)", value)
+    _checks.scalar_output("loss_fn(params)", value)
     g = torch.autograd.grad(value, leaves, create_graph=create_graph, allow_unused=True)
     g = [torch.zeros_like(t) if gi is None else gi for t, gi in zip(leaves, g)]
     return (value if create_graph else value.detach()), like(params, g)
@@ -86,7 +86,3 @@ def per_sample_grads(sample_loss: Callable, params: Params, *data: torch.Tensor)
     p = like(params, [t.detach() for t in as_tuple(params)])
     return vmap(_fgrad(sample_loss), in_dims=(None,) + (0,) * len(data))(p, *data)
 
-
-def _scalar(name: str, value) -> None:
-    if not isinstance(value, torch.Tensor) or value.numel() != 1:
-        raise ValueError(f"{name} must return a scalar tensor, got {getattr(value, 'shape', type(value))}")

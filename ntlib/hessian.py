@@ -22,9 +22,10 @@ Each HVP is one backward pass through a gradient graph built once per call
 The caller's tensors, their ``.grad`` fields and any module's train/eval mode
 are left untouched.
 
-Public API: :func:`top_eigenvalues`, :class:`Eigen`, :class:`ConvergenceError`,
-:func:`hvp_operator`, :func:`dense_hessian`, :func:`module_loss`,
-:class:`SharpnessTracker`.
+Public API: :func:`top_eigenvalues`, :class:`Eigen`, :func:`hvp_operator`,
+:func:`dense_hessian`, :class:`SharpnessTracker`; the solver raises
+:class:`ntlib.errors.ConvergenceError`. For a ``torch.nn.Module``, build the
+``(loss_fn, params)`` pair with :func:`ntlib.modules.module_loss`.
 """
 
 from __future__ import annotations
@@ -37,12 +38,11 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 
 from . import _checks
-from ._params import Params, as_tuple, flatten, like, unflatten
-from .grads import _scalar
+from .errors import ConvergenceError
+from .params import Params, as_tuple, flatten, like, unflatten
 
 __all__ = [
-    "Eigen", "ConvergenceError", "top_eigenvalues", "hvp_operator", "dense_hessian",
-    "module_loss", "SharpnessTracker",
+    "Eigen", "top_eigenvalues", "hvp_operator", "dense_hessian", "SharpnessTracker",
 ]
 
 
@@ -56,7 +56,7 @@ class Eigen(NamedTuple):
     vectors : torch.Tensor
         Shape ``(n, k)``, ``n`` the total number of parameters: column ``i`` is the
         unit eigenvector of ``values[i]``, flattened in the order of
-        ``ntlib._params.flatten(params)``. :meth:`vector` returns it in the
+        ``ntlib.params.flatten(params)``. :meth:`vector` returns it in the
         container form of ``params``.
     residuals : torch.Tensor
         Shape ``(k,)``: ``|H y_i - theta_i y_i|`` for each returned pair.
@@ -75,17 +75,6 @@ class Eigen(NamedTuple):
     def vector(self, i: int, like_params: Params) -> Params:
         """Eigenvector ``i`` shaped like ``like_params`` (a tensor or a tuple)."""
         return unflatten(self.vectors[:, i], like_params)
-
-
-class ConvergenceError(RuntimeError):
-    """Raised when ``max_hvps`` products did not certify the requested pairs.
-
-    The partial (uncertified) result is kept in the attribute ``result``.
-    """
-
-    def __init__(self, message: str, result: Eigen):
-        super().__init__(message)
-        self.result = result
 
 
 def hvp_operator(loss_fn: Callable[[Params], torch.Tensor], params: Params
@@ -127,7 +116,7 @@ def hvp_operator(loss_fn: Callable[[Params], torch.Tensor], params: Params
     leaves = [t.detach().requires_grad_(True) for t in items]
     with torch.enable_grad():
         value = loss_fn(like(params, leaves))
-        _scalar("loss_fn(params)", value)
+        _checks.scalar_output("loss_fn(params)", value)
         if not bool(torch.isfinite(value)):
             raise ValueError(f"loss_fn(params) is not finite: {float(value.detach())}")
         grads = torch.autograd.grad(value.reshape(()), leaves, create_graph=True, allow_unused=True)
@@ -267,7 +256,7 @@ def top_eigenvalues(loss_fn: Callable[[Params], torch.Tensor], params: Params, k
     ----------
     loss_fn : callable
         Maps parameters (same container form as ``params``) to a scalar tensor;
-        must be deterministic (a fixed batch). See :func:`module_loss` for a
+        must be deterministic (a fixed batch). See :func:`ntlib.modules.module_loss` for a
         ``torch.nn.Module``.
     params : tensor or tuple of tensors
         Where the Hessian is taken. Not modified; ``.grad`` fields untouched.
@@ -383,45 +372,6 @@ def dense_hessian(loss_fn: Callable[[Params], torch.Tensor], params: Params) -> 
         H[:, j] = hvp(e)
         e[j] = 0.0
     return 0.5 * (H + H.T)
-
-
-def module_loss(model: torch.nn.Module, criterion: Callable[..., torch.Tensor], inputs, targets
-                ) -> tuple[Callable[[tuple[torch.Tensor, ...]], torch.Tensor], tuple[torch.Tensor, ...]]:
-    """``(loss_fn, params)`` for the loss of a ``torch.nn.Module`` on a fixed batch.
-
-    ``loss_fn(params) = criterion(model(inputs), targets)`` evaluated with
-    ``torch.func.functional_call`` on the trainable parameters, in the model's
-    *current* mode (call ``model.eval()`` first if dropout or batch norm should
-    be frozen). Buffers are copied on each call, so batch-norm running
-    statistics are never updated. ``params`` are the model's own trainable
-    parameters, in ``model.named_parameters()`` order (left untouched).
-
-    Examples
-    --------
-    >>> import torch
-    >>> net = torch.nn.Linear(2, 1, bias=False).double()
-    >>> x, y = torch.eye(2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64)
-    >>> loss_fn, params = module_loss(net, torch.nn.functional.mse_loss, x, y)
-    >>> [round(float(v), 8) for v in top_eigenvalues(loss_fn, params, k=2, tol=1e-8).values]
-    [1.0, 1.0]
-    """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not callable(criterion):
-        raise TypeError(f"criterion must be callable, got {type(criterion).__name__}")
-    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    if not named:
-        raise ValueError("model has no trainable parameters")
-    names = [name for name, _ in named]
-    buffers = dict(model.named_buffers())
-    args = inputs if isinstance(inputs, tuple) else (inputs,)
-
-    def loss_fn(params: Sequence[torch.Tensor]) -> torch.Tensor:
-        state = {name: b.clone() for name, b in buffers.items()}
-        state.update(zip(names, as_tuple(params)))
-        return criterion(torch.func.functional_call(model, state, args), targets)
-
-    return loss_fn, tuple(p for _, p in named)
 
 
 class SharpnessTracker:

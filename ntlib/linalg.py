@@ -111,3 +111,21 @@ def random_spd(n: int, generator: torch.Generator, *, lo: float = 1.0, hi: float
     s = torch.logspace(torch.log10(torch.tensor(lo)), torch.log10(torch.tensor(hi)), n,
                        dtype=torch.get_default_dtype())
     return (q * s) @ q.T
+
+
+def relative_error(a: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``|a - ref|_F / |ref|_F`` over the last two dimensions (one value per leading index).
+
+    Example
+    -------
+    >>> import torch
+    >>> float(relative_error(1.5 * torch.eye(2), torch.eye(2)))
+    0.5
+    """
+    _checks.tensor("a", a)
+    _checks.tensor("ref", ref)
+    try:
+        torch.broadcast_shapes(a.shape, ref.shape)
+    except RuntimeError:
+        raise ValueError(f"a {tuple(a.shape)} and ref {tuple(ref.shape)} do not broadcast") from None
+    return torch.linalg.matrix_norm(a - ref) / torch.linalg.matrix_norm(ref)

@@ -1,12 +1,18 @@
-"""Closed forms of the book, each implementing a numbered result.
+"""Closed forms of the book, each implementing a numbered result, each written once.
 
+All take the linear problem as one :class:`~ntlib.linear.model.Teacher`
+(``y = V* x + eps`` with ``x ~ N(0, Sigma_x)``, ``eps ~ N(0, Sigma_eps)``).
+
+* :func:`universal_kernel`: the kernel K* that every hidden layer of an embedded
+  deep linear network learns (Chapter 3, ``thm-perfect-prh``).
 * :func:`two_layer_entropic_solution`: the global minimum of the entropic loss
   of a two-layer linear network (Chapter 2, ``thm-two-layer-solution``; derived
   in this book from the paper's balance condition).
-* :func:`universal_kernel`: the kernel K* that every hidden layer of an embedded
-  deep linear network learns (Chapter 3, ``thm-perfect-prh``).
-* :func:`diagonal_noise_sharpness`: the sharpness S(r) of the entropic minimum for
-  V* = I, Sigma_x = I, Sigma_eps = diag(1, r) (Chapter 4; derived here).
+* :func:`entropic_sharpness`: the sharpness of that minimum (Chapter 4,
+  ``thm-entropic-sharpness``), and :func:`diagonal_noise_sharpness`, its value
+  S(r) for V* = I, Sigma_x = I, Sigma_eps = diag(1, r) (derived here).
+* :func:`edge_balance`: the noise balance at which S(r) reaches the stability
+  limit 2 / eta (Chapter 4, ``eq-edge-curve``).
 """
 
 from __future__ import annotations
@@ -17,48 +23,40 @@ import torch
 
 from . import _checks
 from .linalg import sqrtm_psd, sym_pow
+from .linear.model import Teacher
+
+__all__ = ["universal_kernel", "two_layer_entropic_solution", "entropic_sharpness", "diagonal_noise_sharpness",
+           "edge_balance"]
 
 
-def _check_problem(sigma_x: torch.Tensor, sigma_eps: torch.Tensor, v_star: torch.Tensor) -> None:
-    _checks.spd("sigma_x", sigma_x)
-    _checks.spd("sigma_eps", sigma_eps)
-    _checks.tensor("v_star", v_star, ndim=2)
-    if v_star.shape != (sigma_eps.shape[0], sigma_x.shape[0]):
-        raise ValueError(
-            f"v_star must have shape (out, in) = ({sigma_eps.shape[0]}, {sigma_x.shape[0]}) to match "
-            f"sigma_eps {tuple(sigma_eps.shape)} and sigma_x {tuple(sigma_x.shape)}, got {tuple(v_star.shape)}"
-        )
-
-
-def universal_kernel(sigma_x: torch.Tensor, sigma_eps: torch.Tensor, v_star: torch.Tensor) -> torch.Tensor:
+def universal_kernel(t: Teacher) -> torch.Tensor:
     """The universal kernel K* (Chapter 3, ``eq-universal-kernel``)::
 
         K* = Sx^{-1/2} (Sx^{1/2} V*^T Se V* Sx^{1/2})^{1/2} Sx^{-1/2}
 
     Every hidden layer h of an embedded deep linear network at the global
     minimum of the entropic loss has h(x1)^T h(x2) proportional to x1^T K* x2
-    (x in raw input coordinates). ``sigma_x`` (d x d) and ``sigma_eps`` (o x o)
-    must be symmetric positive definite; ``v_star`` is (o x d).
+    (x in raw input coordinates). The teacher's covariances are symmetric
+    positive definite (checked when it was built).
 
     Example
     -------
     >>> import torch
-    >>> I = torch.eye(2, dtype=torch.float64)
-    >>> K = universal_kernel(I, I, torch.diag(torch.tensor([4.0, 1.0], dtype=torch.float64)))
+    >>> from ntlib.linear import teacher
+    >>> K = universal_kernel(teacher(torch.diag(torch.tensor([4.0, 1.0], dtype=torch.float64))))
     >>> [[round(v, 12) for v in row] for row in K.tolist()]  # (V^T V)^{1/2}
     [[4.0, 0.0], [0.0, 1.0]]
     """
-    _check_problem(sigma_x, sigma_eps, v_star)
-    sx_h, sx_mh = sqrtm_psd(sigma_x), sym_pow(sigma_x, -0.5, name="sigma_x")
-    inner = sqrtm_psd(sx_h @ v_star.T @ sigma_eps @ v_star @ sx_h)
+    _checks.teacher("t", t)
+    sx_h, sx_mh = t.sqrt_x, sym_pow(t.sigma_x, -0.5, name="sigma_x")
+    inner = sqrtm_psd(sx_h @ t.v_star.T @ t.sigma_eps @ t.v_star @ sx_h)
     return sx_mh @ inner @ sx_mh
 
 
-def two_layer_entropic_solution(sigma_x: torch.Tensor, sigma_eps: torch.Tensor,
-                                v_star: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def two_layer_entropic_solution(t: Teacher) -> tuple[torch.Tensor, torch.Tensor]:
     """``(W^T W, U U^T)`` at the entropic global minimum of ``f(x) = U W x`` (Chapter 2, ``eq-two-layer-solution``).
 
-    With y = V* x + eps, c = Tr Sigma_x / Tr Sigma_eps, the balance condition
+    With c = Tr Sigma_x / Tr Sigma_eps, the balance condition
     ``Tr(Se) W Sx W^T = Tr(Sx) U^T Se U`` together with ``U W = V*`` gives::
 
         W^T W = sqrt(c) K*
@@ -71,27 +69,53 @@ def two_layer_entropic_solution(sigma_x: torch.Tensor, sigma_eps: torch.Tensor,
     Example
     -------
     >>> import torch
+    >>> from ntlib.linear import teacher
     >>> I = torch.eye(2, dtype=torch.float64)
-    >>> wtw, uut = two_layer_entropic_solution(I, I, I)
+    >>> wtw, uut = two_layer_entropic_solution(teacher(I))
     >>> bool(torch.allclose(wtw, I) and torch.allclose(uut, I))
     True
     """
-    _check_problem(sigma_x, sigma_eps, v_star)
-    c = float(torch.trace(sigma_x) / torch.trace(sigma_eps))
-    wtw = math.sqrt(c) * universal_kernel(sigma_x, sigma_eps, v_star)
-    se_h, se_mh = sqrtm_psd(sigma_eps), sym_pow(sigma_eps, -0.5, name="sigma_eps")
-    uut = se_mh @ sqrtm_psd(se_h @ v_star @ sigma_x @ v_star.T @ se_h) @ se_mh / math.sqrt(c)
+    _checks.teacher("t", t)
+    c = float(torch.trace(t.sigma_x) / torch.trace(t.sigma_eps))
+    wtw = math.sqrt(c) * universal_kernel(t)
+    se_h, se_mh = t.sqrt_eps, sym_pow(t.sigma_eps, -0.5, name="sigma_eps")
+    uut = se_mh @ sqrtm_psd(se_h @ t.v_star @ t.sigma_x @ t.v_star.T @ se_h) @ se_mh / math.sqrt(c)
     return wtw, uut
 
 
-def diagonal_noise_sharpness(r: float) -> float:
+def entropic_sharpness(t: Teacher) -> float:
+    """Sharpness of the entropic minimum of ``f = U W x`` (Chapter 4, ``thm-entropic-sharpness``).
+
+    The top eigenvalue of ``2 (U U^T (x) Sigma_x + I (x) Sigma_x^{1/2} W^T W Sigma_x^{1/2})``
+    (:func:`ntlib.linear.curvature.gauss_newton_matrix` for two layers), with
+    ``W^T W`` and ``U U^T`` from :func:`two_layer_entropic_solution`; for
+    ``Sigma_x = I`` it is ``2 (lambda_max(U U^T) + lambda_max(W^T W))``. Depends on
+    the shape of the label noise only, not on its scale, the learning rate or the
+    batch size.
+
+    Example
+    -------
+    >>> import torch
+    >>> from ntlib.linear import teacher
+    >>> I = torch.eye(2, dtype=torch.float64)
+    >>> round(entropic_sharpness(teacher(I, sigma_eps=torch.diag(torch.tensor([1.0, 0.1], dtype=torch.float64)))), 4)
+    7.3872
+    """
+    wtw, uut = two_layer_entropic_solution(t)
+    o = uut.shape[0]
+    g = torch.kron(uut, t.sigma_x) + torch.kron(torch.eye(o, dtype=uut.dtype, device=uut.device),
+                                                t.sqrt_x @ wtw @ t.sqrt_x)
+    return float(2 * torch.linalg.eigvalsh(g)[-1])
+
+
+def diagonal_noise_sharpness(r):
     """S(r) = 2 (sqrt(2/(1+r)) + sqrt((1+r)/2) / sqrt(r)) (Chapter 4, ``eq-sharpness-r``).
 
-    The top Hessian eigenvalue of L = E|U W x - y|^2 at the entropic minimum
-    for V* = I_2, Sigma_x = I_2, Sigma_eps proportional to diag(1, r), r > 0.
-    S(1) = 4 is the flattest value; S grows like r^{-1/2} as r -> 0. The
-    formula is written for r <= 1; swapping the two outputs shows S(r) = S(1/r),
-    which is used for r > 1.
+    :func:`entropic_sharpness` for V* = I_2, Sigma_x = I_2 and Sigma_eps
+    proportional to diag(1, r), r > 0. S(1) = 4 is the flattest value; S grows
+    like r^{-1/2} as r -> 0. The formula is written for r <= 1; swapping the two
+    outputs shows S(r) = S(1/r), which is used for r > 1. ``r`` is a float
+    (returns a float) or a tensor (returns a tensor of the same shape).
 
     Example
     -------
@@ -100,6 +124,43 @@ def diagonal_noise_sharpness(r: float) -> float:
     >>> diagonal_noise_sharpness(4.0) == diagonal_noise_sharpness(0.25)
     True
     """
+    if isinstance(r, torch.Tensor):
+        _checks.tensor("r", r)
+        if bool((r <= 0).any()):
+            raise ValueError("r must be > 0")
+        r = torch.minimum(r, 1.0 / r)
+        return 2 * (torch.sqrt(2 / (1 + r)) + torch.sqrt((1 + r) / 2) / torch.sqrt(r))
     r = _checks.positive("r", r)
     r = min(r, 1.0 / r)
     return 2.0 * (math.sqrt(2.0 / (1.0 + r)) + math.sqrt((1.0 + r) / 2.0) / math.sqrt(r))
+
+
+def edge_balance(lr, *, iters: int = 200) -> torch.Tensor:
+    """Noise balance ``r in (0, 1]`` at which ``S(r) = 2 / lr`` (Chapter 4, ``eq-edge-curve``).
+
+    ``S(r)`` (:func:`diagonal_noise_sharpness`) decreases from infinity
+    at ``r -> 0`` to ``S(1) = 4``: runs with ``r`` below the returned value have an
+    entropic minimum sharper than the stability limit ``2 / lr``. Returns ``nan``
+    where ``2 / lr < 4`` (no r in (0, 1] is stable). Vectorised over ``lr``
+    (a float or a tensor), by bisection in ``log r``.
+
+    Example
+    -------
+    >>> round(float(edge_balance(0.5)), 9)  # 2 / 0.5 = 4 = S(1)
+    1.0
+    >>> bool(torch.isnan(edge_balance(0.6)))  # 2 / 0.6 < 4: no balance is stable
+    True
+    """
+    lr_t = torch.as_tensor(lr, dtype=torch.get_default_dtype())
+    if not bool(torch.isfinite(lr_t).all()) or bool((lr_t <= 0).any()):
+        raise ValueError(f"lr must be > 0 and finite, got {lr!r}")
+    target = 2 / lr_t
+    lo = torch.full_like(target, -60.0)  # log r: S(e^-60) is huge
+    hi = torch.zeros_like(target)
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        too_sharp = diagonal_noise_sharpness(torch.exp(mid)) > target
+        lo = torch.where(too_sharp, mid, lo)
+        hi = torch.where(too_sharp, hi, mid)
+    r = torch.exp((lo + hi) / 2)
+    return torch.where(target < 4, torch.full_like(r, math.nan), r)
