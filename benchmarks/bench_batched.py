@@ -166,8 +166,8 @@ def train_ntlib(prob) -> list[torch.Tensor]:
     out = []
     for net in prob["nets"]:
         g = torch.Generator(device=dev).manual_seed(prob["seed"] + 1)  # the same stream for both networks
-        ws, _ = linear.train(net["weights"], t, lr=LR, steps=prob["steps"], generator=g, batch_size=BATCH,
-                             m_in=net["m_in"], m_out=net["m_out"])
+        ws = linear.train(net["weights"], t, lr=LR, steps=prob["steps"], generator=g, batch_size=BATCH,
+                          m_in=net["m_in"], m_out=net["m_out"]).params
         out += ws
     return out
 
@@ -182,8 +182,8 @@ def train_ntlib_loop(prob) -> list[torch.Tensor]:
     for r in range(prob["runs"]):
         for net in prob["nets"]:
             g = torch.Generator(device=dev).manual_seed(prob["seed"] + 1 + r)
-            ws, _ = linear.train([w[r:r + 1] for w in net["weights"]], t, lr=LR, steps=prob["steps"], generator=g,
-                                 batch_size=BATCH, m_in=net["m_in"][r:r + 1], m_out=net["m_out"][r:r + 1])
+            ws = linear.train([w[r:r + 1] for w in net["weights"]], t, lr=LR, steps=prob["steps"], generator=g,
+                              batch_size=BATCH, m_in=net["m_in"][r:r + 1], m_out=net["m_out"][r:r + 1]).params
             finals.append(ws)
     return finals
 

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ntlib import hessian as hs
+from ntlib.modules import module_loss
 from ntlib.config import generator, get_config
 
 BENCH = "sharpness"
@@ -132,7 +133,7 @@ def _pyhessian(model, x, y, top_n: int, seed: int):
 def _train_to_eos(model, x, y, steps: int, every: int, tracker: hs.SharpnessTracker):
     for step in range(steps + 1):
         if step % every == 0:
-            loss_fn, params = hs.module_loss(model, F.mse_loss, x, y)
+            loss_fn, params = module_loss(model, F.mse_loss, x, y)
             tracker.update(loss_fn, params, step=step)
         if step == steps:
             break
@@ -151,7 +152,7 @@ def _row(method, wall_s=None, hvps=None, rel_error=None, ratio=None, note="", be
 def _point(model, x, y, label: str, quick: bool, seeds: int) -> list[dict]:
     bench = f"{BENCH} ({label})"
     rows: list[dict] = []
-    loss_fn, params = hs.module_loss(model, F.mse_loss, x, y)
+    loss_fn, params = module_loss(model, F.mse_loss, x, y)
     n = sum(p.numel() for p in params)
 
     # ground truth: the dense Hessian costs n = 6922 products (about 2 CPU-minutes), so it is
