@@ -151,7 +151,8 @@ def edge_balance(lr, *, iters: int = 200) -> torch.Tensor:
     >>> bool(torch.isnan(edge_balance(0.6)))  # 2 / 0.6 < 4: no balance is stable
     True
     """
-    lr_t = torch.as_tensor(lr, dtype=torch.get_default_dtype())
+    # a tensor keeps its floating dtype, a Python float is a double
+    lr_t = lr if isinstance(lr, torch.Tensor) and lr.is_floating_point() else torch.as_tensor(lr, dtype=torch.float64)
     if not bool(torch.isfinite(lr_t).all()) or bool((lr_t <= 0).any()):
         raise ValueError(f"lr must be > 0 and finite, got {lr!r}")
     target = 2 / lr_t
