@@ -127,7 +127,7 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
     >>> from ntlib.config import generator
     >>> from ntlib.linear import end_to_end, init_weights, teacher
     >>> t = teacher(torch.eye(2, dtype=torch.float64))
-    >>> w0 = init_weights([2, 3, 2], 4, generator(0))
+    >>> w0 = init_weights([2, 3, 2], 4, generator(0), dtype=torch.float64)
     >>> run = train(w0, t, lr=0.05, steps=2000, generator=generator(1), method="gd")
     >>> bool(torch.allclose(end_to_end(run.params), torch.eye(2, dtype=torch.float64), atol=1e-6))
     True
