@@ -22,7 +22,7 @@ from .errors import DivergenceError
 from .run import Progress, Recorder, Run
 
 #: ``(step, params) -> (summed loss, gradients)`` for all runs at once.
-LossAndGrads = Callable[[int, list], "tuple[torch.Tensor, list[torch.Tensor]]"]
+LossAndGrads = Callable[[int, list], tuple[torch.Tensor, list[torch.Tensor]]]
 
 
 def learning_rates(lr, runs: int, dtype=None, device=None) -> torch.Tensor:

@@ -48,7 +48,7 @@ def batch_loss_and_grads(weights: Weights, x: torch.Tensor, y: torch.Tensor, *, 
 
     Returns ``sum_runs mean_batch |f(x) - y|^2`` for ``x`` (n, in) shared or
     (runs, n, in) and ``y`` (runs, n, out), with ``f`` as in
-    :func:`ntlib.linear.model.forward`, and the gradients with respect to each
+    :func:`ntlib.linear.forward`, and the gradients with respect to each
     ``weights[i]`` (same shapes), equal to autograd's.
 
     Example
