@@ -119,9 +119,11 @@ def setup(seed_offset: int = 0) -> Config:
 
     Example
     -------
+    >>> dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
     >>> cfg = setup()
     >>> torch.get_default_dtype() == cfg.dtype
     True
+    >>> torch.set_default_dtype(dtype); torch.set_num_threads(threads)  # a chapter keeps them; a doctest restores them
     """
     _checks.integer("seed_offset", seed_offset)
     cfg = get_config()

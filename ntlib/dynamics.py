@@ -186,14 +186,16 @@ def gradient_flow(loss_fn: Callable[[Params], torch.Tensor], params: Params, t: 
     if times is not None and (times.ndim != 1 or not np.all(np.isfinite(times))
                               or np.any(times < 0) or np.any(times > t) or np.any(np.diff(times) < 0)):
         raise ValueError(f"t_eval must be increasing finite times in [0, t={t:g}], got {times}")
+
+    def back(y: np.ndarray) -> Params:
+        out = unflatten(torch.from_numpy(np.array(y)).to(device), template)
+        return like(params, [x.to(dtype) for x in as_tuple(out)])
+
+    if t == 0:  # solve_ivp returns no point at all for an empty interval with t_eval
+        return back(y0) if times is None else [back(y0) for _ in times]
     sol = solve_ivp(rhs, (0.0, t), y0, method="DOP853", rtol=rtol, atol=atol, t_eval=times)
     if not sol.success:
         raise RuntimeError(f"gradient_flow: integrator failed: {sol.message}")
-
-    def back(y: np.ndarray) -> Params:
-        out = unflatten(torch.from_numpy(np.ascontiguousarray(y)).to(device), template)
-        return like(params, [x.to(dtype) for x in as_tuple(out)])
-
     if times is None:
         return back(sol.y[:, -1])
     return [back(sol.y[:, i]) for i in range(sol.y.shape[1])]

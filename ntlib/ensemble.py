@@ -22,7 +22,7 @@ from .errors import DivergenceError
 from .run import Progress, Recorder, Run
 
 #: ``(step, params) -> (summed loss, gradients)`` for all runs at once.
-LossAndGrads = Callable[[int, list], "tuple[torch.Tensor, list[torch.Tensor]]"]
+LossAndGrads = Callable[[int, list], tuple[torch.Tensor, list[torch.Tensor]]]
 
 
 def learning_rates(lr, runs: int, dtype=None, device=None) -> torch.Tensor:
@@ -30,7 +30,8 @@ def learning_rates(lr, runs: int, dtype=None, device=None) -> torch.Tensor:
 
     Example
     -------
-    >>> learning_rates(0.1, 3).tolist()
+    >>> import torch
+    >>> learning_rates(0.1, 3, dtype=torch.float64).tolist()
     [0.1, 0.1, 0.1]
     """
     t = torch.as_tensor(lr, dtype=dtype or torch.get_default_dtype(), device=device)

@@ -283,7 +283,7 @@ def top_eigenvalues(loss_fn: Callable[[Params], torch.Tensor], params: Params, k
         is the sum of its columns; otherwise its first ``block`` columns, padded
         with random vectors).
     strict : bool
-        If True (default) raise :class:`ConvergenceError` when the budget runs
+        If True (default) raise :class:`~ntlib.errors.ConvergenceError` when the budget runs
         out; if False return the result with ``converged=False`` and warn.
     generator : torch.Generator, optional
         Source of the random start (and of restarts after an invariant subspace).

@@ -73,7 +73,7 @@ def forward(params: Sequence[torch.Tensor], x: torch.Tensor, *, activation: str 
     -------
     >>> import torch
     >>> from ntlib.config import generator
-    >>> p = init([3, 4, 2], 5, generator(0))
+    >>> p = init([3, 4, 2], 5, generator(0), dtype=torch.float64)
     >>> tuple(forward(p, torch.zeros(7, 3, dtype=torch.float64), activation="tanh").shape)
     (5, 7, 2)
     """
@@ -104,7 +104,7 @@ def mse(params: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, act
     -------
     >>> import torch
     >>> from ntlib.config import generator
-    >>> p = init([1, 3, 1], 2, generator(0))  # zero biases: f(0) = 0
+    >>> p = init([1, 3, 1], 2, generator(0), dtype=torch.float64)  # zero biases: f(0) = 0
     >>> mse(p, torch.zeros(4, 1, dtype=torch.float64), torch.ones(4, 1, dtype=torch.float64)).tolist()
     [1.0, 1.0]
     """
@@ -155,7 +155,7 @@ def train(params: Sequence[torch.Tensor], batches: Callable[[int], tuple], *, lr
     >>> import torch
     >>> from ntlib.config import generator
     >>> x = torch.linspace(-1, 1, 16, dtype=torch.float64).unsqueeze(1)
-    >>> p0 = init([1, 8, 1], 3, generator(0))
+    >>> p0 = init([1, 8, 1], 3, generator(0), dtype=torch.float64)
     >>> run = train(p0, lambda k: (x, x ** 2), lr=0.1, steps=300, activation="tanh")
     >>> bool((mse(run.params, x, x ** 2, activation="tanh") < mse(p0, x, x ** 2, activation="tanh")).all())
     True

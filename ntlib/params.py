@@ -65,12 +65,14 @@ def unflatten(vec: torch.Tensor, template: Params) -> Params:
     >>> a.tolist(), b.tolist()
     ([[0.0, 1.0]], [2.0])
     """
+    items = as_tuple(template)
+    need = sum(t.numel() for t in items)
+    if need != vec.numel():  # checked first: a short vector would fail inside reshape with a RuntimeError
+        raise ValueError(f"vec has {vec.numel()} entries, template needs {need}")
     out, i = [], 0
-    for t in as_tuple(template):
+    for t in items:
         out.append(vec[i : i + t.numel()].reshape(t.shape))
         i += t.numel()
-    if i != vec.numel():
-        raise ValueError(f"vec has {vec.numel()} entries, template needs {i}")
     return like(template, out)
 
 

@@ -63,8 +63,9 @@ class Run:
         if not self.records:
             raise ValueError("this run has no records (pass record_every and a recorder to the trainer)")
         items = self.records if key is None else [_entry(r, key) for r in self.records]
-        try:
-            return torch.stack([torch.as_tensor(v) for v in items])
+        try:  # a Python float is a double: keep it one (the default dtype may be float32)
+            return torch.stack([torch.as_tensor(v, dtype=torch.float64) if isinstance(v, float) else torch.as_tensor(v)
+                                for v in items])
         except (RuntimeError, TypeError) as e:
             raise ValueError(f"records{'' if key is None else f'[{key!r}]'} cannot be stacked: {e}") from None
 

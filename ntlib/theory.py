@@ -87,7 +87,7 @@ def entropic_sharpness(t: Teacher) -> float:
     """Sharpness of the entropic minimum of ``f = U W x`` (Chapter 4, ``thm-entropic-sharpness``).
 
     The top eigenvalue of ``2 (U U^T (x) Sigma_x + I (x) Sigma_x^{1/2} W^T W Sigma_x^{1/2})``
-    (:func:`ntlib.linear.curvature.gauss_newton_matrix` for two layers), with
+    (:func:`ntlib.linear.gauss_newton_matrix` for two layers), with
     ``W^T W`` and ``U U^T`` from :func:`two_layer_entropic_solution`; for
     ``Sigma_x = I`` it is ``2 (lambda_max(U U^T) + lambda_max(W^T W))``. Depends on
     the shape of the label noise only, not on its scale, the learning rate or the
@@ -151,7 +151,8 @@ def edge_balance(lr, *, iters: int = 200) -> torch.Tensor:
     >>> bool(torch.isnan(edge_balance(0.6)))  # 2 / 0.6 < 4: no balance is stable
     True
     """
-    lr_t = torch.as_tensor(lr, dtype=torch.get_default_dtype())
+    # a tensor keeps its floating dtype, a Python float is a double
+    lr_t = lr if isinstance(lr, torch.Tensor) and lr.is_floating_point() else torch.as_tensor(lr, dtype=torch.float64)
     if not bool(torch.isfinite(lr_t).all()) or bool((lr_t <= 0).any()):
         raise ValueError(f"lr must be > 0 and finite, got {lr!r}")
     target = 2 / lr_t

@@ -4,15 +4,15 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from ntlib import align
 
-torch.set_default_dtype(torch.float64)
+from helpers import close, examples, gen, randn
 
 
 def rand(seed, *shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    return randn(seed, *shape)
 
 
 def orth(seed, n):
@@ -30,7 +30,7 @@ sizes = st.integers(3, 40)
 feats = st.integers(1, 7)
 
 
-@settings(max_examples=40, deadline=None)
+@examples(40)
 @given(seeds, sizes, feats, feats)
 def test_cka_matches_hsic_formula_and_is_symmetric(seed, n, p, q):
     x, y = rand(seed, n, p), rand(seed + 1, n, q)
@@ -42,7 +42,7 @@ def test_cka_matches_hsic_formula_and_is_symmetric(seed, n, p, q):
     assert -1e-12 <= float(c) <= 1 + 1e-12
 
 
-@settings(max_examples=40, deadline=None)
+@examples(40)
 @given(seeds, sizes, feats, feats, st.floats(1e-3, 1e3))
 def test_cka_invariant_under_orthogonal_maps_and_isotropic_scaling(seed, n, p, q, s):
     x, y = rand(seed, n, p), rand(seed + 1, n, q)
@@ -53,7 +53,7 @@ def test_cka_invariant_under_orthogonal_maps_and_isotropic_scaling(seed, n, p, q
     assert torch.allclose(align.linear_cka(x + rand(seed + 4, p), y), c, atol=1e-10)
 
 
-@settings(max_examples=30, deadline=None)
+@examples(30)
 @given(seeds, st.integers(4, 30), feats, feats, st.floats(1e-2, 1e2))
 def test_perfectly_aligned_inputs_read_ideal_values(seed, n, p, q, c0):
     """K_y = c0 K_x (y = sqrt(c0) x Q with Q a partial isometry into more features)."""
@@ -144,3 +144,21 @@ def test_clear_errors():
         align.alignment_matrix(x, [x])
     with pytest.raises(TypeError, match="floating"):
         align.linear_cka(torch.ones(10, 2, dtype=torch.long), x)
+
+
+@given(seed=st.integers(0, 2**31 - 1), runs=st.integers(1, 2), n=st.integers(4, 12),
+       pa=st.lists(st.integers(1, 4), min_size=1, max_size=3), pb=st.lists(st.integers(1, 4), min_size=1, max_size=3))
+def test_alignment_matrix_entries_are_pairwise_cka(seed, runs, n, pa, pb):
+    """out[..., i, j] = linear_cka(a_i, b_j); with equal lists the matrix is symmetric with unit diagonal."""
+    g = gen(seed)
+    ra = [randn(g, runs, n, p) for p in pa]
+    rb = [randn(g, runs, n, p) for p in pb]
+    m = align.alignment_matrix(ra, rb)
+    assert m.shape == (runs, len(ra), len(rb))
+    for i, a in enumerate(ra):
+        for j, b in enumerate(rb):
+            assert close(m[..., i, j], align.linear_cka(a, b), 1e-14)
+    s = align.alignment_matrix(ra, ra)
+    assert close(s, s.transpose(-1, -2), 1e-13)
+    assert close(s.diagonal(dim1=-2, dim2=-1), torch.ones(runs, len(ra)), 1e-12)
+    assert bool((m >= -1e-12).all()) and bool((m <= 1 + 1e-12).all())

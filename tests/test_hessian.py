@@ -1,32 +1,24 @@
-"""Tests of ntlib.hessian against dense eigendecompositions and known spectra."""
+"""ntlib.hessian: certified top eigenvalues, Hessian-vector products and the tracker.
+
+Against dense eigendecompositions, known spectra (random rotations of chosen
+eigenvalues, also as hypothesis properties).
+For ``torch.nn.Module`` models see tests/test_modules.py.
+"""
 
 from __future__ import annotations
 
 import math
-import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from ntlib import hessian as hs
-from ntlib._params import flatten
+from ntlib.errors import ConvergenceError
+from ntlib.params import flatten
 
-D = torch.float64
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one torch thread is much faster on a shared machine (ntlib.config)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from helpers import D, close, examples, gen, quadratic as random_quadratic, randn, seeds
 
 
 def orthogonal(n: int, seed: int) -> torch.Tensor:
@@ -160,44 +152,12 @@ def test_warm_start_uses_fewer_hvps():
     assert warm.hvps < cold2.hvps / 2, (warm.hvps, cold2.hvps)
 
 
-# --- the caller's state is untouched ----------------------------------------------------------
-
-def test_module_mode_grads_and_buffers_untouched():
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Tanh(),
-                              torch.nn.Linear(4, 2)).double()
-    x, y = torch.randn(16, 3, dtype=D), torch.randn(16, 2, dtype=D)
-    for p in net.parameters():
-        p.grad = torch.full_like(p, 7.0)
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    for mode in (True, False):
-        net.train(mode)
-        loss_fn, params = hs.module_loss(net, F.mse_loss, x, y)
-        res = hs.top_eigenvalues(loss_fn, params, k=2, tol=1e-8)
-        assert res.converged and net.training is mode
-        assert all(m.training is mode for m in net.modules())
-        for p in net.parameters():
-            assert torch.equal(p.grad, torch.full_like(p, 7.0))
-        for k, v in net.state_dict().items():
-            assert torch.equal(v, before[k]), k
-
-
-def test_module_loss_matches_dense_hessian():
-    torch.manual_seed(1)
-    net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2)).double()
-    x, y = torch.randn(30, 3, dtype=D), torch.randn(30, 2, dtype=D)
-    loss_fn, params = hs.module_loss(net, F.mse_loss, x, y)
-    exact = torch.linalg.eigvalsh(hs.dense_hessian(loss_fn, params)).flip(0)
-    res = hs.top_eigenvalues(loss_fn, params, k=2, tol=1e-10)
-    assert rel(res.values, exact[:2]) < 1e-6
-
-
 # --- never silently unconverged ---------------------------------------------------------------
 
 def test_unconverged_raises_and_non_strict_warns():
     spectrum = torch.linspace(0, 1, 500).tolist()  # no gap: slow convergence
     loss_fn, w, _ = quadratic(spectrum, seed=6)
-    with pytest.raises(hs.ConvergenceError, match="not certified") as info:
+    with pytest.raises(ConvergenceError, match="not certified") as info:
         hs.top_eigenvalues(loss_fn, w, tol=1e-12, max_hvps=10)
     assert info.value.result.converged is False and info.value.result.hvps <= 10
     with pytest.warns(RuntimeWarning, match="not certified"):
@@ -252,7 +212,7 @@ def test_tracker_follows_a_changing_quadratic_with_few_hvps():
 
 # --- property tests: random symmetric matrices with known spectra as "models" ----------------
 
-@settings(max_examples=40, deadline=None)
+@examples(40)
 @given(
     spectrum=st.lists(st.floats(-10, 10, allow_nan=False), min_size=2, max_size=25),
     k=st.integers(1, 3),
@@ -293,3 +253,53 @@ def test_tracker_rejects_managed_or_unknown_options():
     loss_fn, w, _ = quadratic([3.0, 2.0, 1.0, 0.0])
     assert tracker.update(loss_fn, w) == pytest.approx(3.0, rel=1e-3)
     assert tracker.history[0]["step"] == 0 and len(tracker.history[0]["values"]) == 2
+
+
+@given(seed=seeds, n=st.integers(1, 6), split=st.integers(0, 5), p=st.integers(1, 3))
+def test_hvp_operator_on_quadratics(seed, n, split, p):
+    """hvp(v) = A v for the quadratic t^T A t / 2 - b^T t at any point; blocks give A V."""
+    g = gen(seed)
+    a, b, t0, loss, params = random_quadratic(g, n, split)
+    hvp, size = hs.hvp_operator(loss, params)
+    assert size == n
+    v = randn(g, n, p)
+    big = 1 + float(a.abs().max()) * float(v.abs().max()) * n
+    assert close(hvp(v), a @ v, 1e-12, big)
+    assert close(hvp(v[:, 0]), a @ v[:, 0], 1e-12, big)
+
+
+@given(seed=seeds, h=st.integers(1, 3), d=st.integers(1, 3))
+def test_hvp_operator_matches_dense_hessian_off_quadratics(seed, h, d):
+    """On a non-quadratic loss of two tensors, hvp(v) = H v with H from dense_hessian (symmetrised)."""
+    g = gen(seed)
+    w, u, x = randn(g, h, d), randn(g, 1, h), randn(g, 5, d)
+    loss = lambda ps: (torch.tanh(x @ ps[0].T) @ ps[1].T).pow(2).sum()
+    hvp, n = hs.hvp_operator(loss, (w, u))
+    hd = hs.dense_hessian(loss, (w, u))
+    v = randn(g, n)
+    assert close(hvp(v), hd @ v, 1e-11, 1 + float(hd.abs().max()) * n)
+
+
+def test_a_parameter_the_loss_ignores_has_zero_hessian_rows():
+    a, b = torch.tensor([1.0, 2.0], dtype=D), torch.tensor([3.0], dtype=D)
+    h = hs.dense_hessian(lambda p: (p[0] ** 3).sum() + 2.0 * p[1].sum(), (a, b))
+    assert h.tolist() == [[6.0, 0.0, 0.0], [0.0, 12.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+@examples(8)
+@given(seed=seeds, n=st.integers(2, 8), steps=st.integers(1, 3))
+def test_sharpness_tracker_tracks_the_top_eigenvalue(seed, n, steps):
+    """On the quadratics t^T A_k t / 2 with random symmetric A_k, each tracked value is lambda_max(A_k)."""
+    g = gen(seed)
+    tracker = hs.SharpnessTracker(tol=1e-10, generator=gen(seed + 1))
+    t = randn(g, n)
+    for k in range(steps):
+        m = randn(g, n, n)
+        a = (m + m.T) / 2
+        s = tracker.update(lambda p, a=a: 0.5 * p @ a @ p, t, step=k)
+        top = float(torch.linalg.eigvalsh(a)[-1])
+        scale = 1 + float(torch.linalg.eigvalsh(a).abs().max())
+        assert abs(s - top) <= 1e-8 * scale
+        assert tracker.history[-1]["step"] == k and math.isclose(tracker.history[-1]["values"][0], s)
+        assert tracker.last is not None and math.isclose(float(tracker.last.values[0]), s)
+    assert len(tracker.history) == steps

@@ -1,78 +1,152 @@
-"""Closed forms of ntlib.theory satisfy their defining equations."""
+"""ntlib.theory: each closed form satisfies its defining equation, or equals a dense Hessian's top eigenvalue."""
+
+from __future__ import annotations
 
 import math
 
 import pytest
 import torch
+from hypothesis import given, strategies as st
 
-from ntlib import theory
-from ntlib.linalg import sqrtm_psd, sym_pow
+from ntlib import linalg, linear, symmetry, theory
 
-torch.set_default_dtype(torch.float64)
-
-
-def rand_spd(n, seed, cond=4.0):
-    g = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g))
-    return q @ torch.diag(torch.logspace(0, math.log10(cond), n)) @ q.T
+from helpers import close, examples, gen, rand_spd, randn, seeds
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_two_layer_solution_is_balanced_global_minimum(seed):
-    d, o = 4, 3
-    g = torch.Generator().manual_seed(seed)
-    Sx, Se, V = rand_spd(d, seed), rand_spd(o, seed + 10), torch.randn(o, d, generator=g)
-    wtw, uut = theory.two_layer_entropic_solution(Sx, Se, V)
-    # realise a factorisation with a hidden width of d and check its defining equations
-    W = sqrtm_psd(wtw)  # any W with W^T W = wtw; hidden width h = d
-    U = V @ torch.linalg.pinv(W)
-    assert torch.allclose(U @ W, V, atol=1e-10)              # global minimum of L
-    assert torch.allclose(U @ U.T, uut, atol=1e-10)           # the stated U U^T
-    lhs = torch.trace(Se) * W @ Sx @ W.T                      # balance condition
-    rhs = torch.trace(Sx) * U.T @ Se @ U
-    assert torch.allclose(lhs, rhs, atol=1e-10)
+@given(seed=seeds, d=st.integers(1, 5), o=st.integers(1, 4), cond_x=st.floats(1.0, 20.0),
+       cond_e=st.floats(1.0, 10.0), scale=st.floats(0.1, 10.0))
+def test_universal_kernel_solves_its_equation(seed, d, o, cond_x, cond_e, scale):
+    """K* is the symmetric PSD solution of K Sx K = V*^T Se V*, and scales like sqrt(|Se|)."""
+    sx, se = rand_spd(d, seed, cond_x), scale * rand_spd(o, seed + 1, cond_e)
+    v = randn(seed + 2, o, d)
+    k = theory.universal_kernel(linear.teacher(v, sx, se))
+    tol = 1e-8 * (1 + (v.T @ se @ v).abs().max())
+    assert torch.allclose(k, k.T, atol=1e-10 * (1 + k.abs().max()))
+    assert torch.linalg.eigvalsh(k).min() > -1e-8 * (1 + k.abs().max())
+    assert torch.allclose(k @ sx @ k, v.T @ se @ v, atol=float(tol))
+    assert torch.allclose(theory.universal_kernel(linear.teacher(v, sx, 4.0 * se)), 2.0 * k,
+                          atol=1e-8 * (1 + float(k.abs().max())))
 
 
-def test_universal_kernel_isotropic_and_scale():
-    Sx, V = rand_spd(3, 1), torch.randn(2, 3, generator=torch.Generator().manual_seed(0))
-    K = theory.universal_kernel(Sx, torch.eye(2), V)
-    # K Sx K = V^T V (defining equation of the square root)
-    assert torch.allclose(K @ Sx @ K, V.T @ V, atol=1e-10)
-    # only the noise shape matters, up to sqrt of its scale
-    assert torch.allclose(theory.universal_kernel(Sx, 4 * torch.eye(2), V), 2 * K, atol=1e-10)
+@given(seed=seeds, d=st.integers(1, 5), o=st.integers(1, 4), cond_x=st.floats(1.0, 20.0),
+       cond_e=st.floats(1.0, 10.0), scale_e=st.floats(0.1, 10.0))
+def test_two_layer_solution_is_a_balanced_global_minimum(seed, d, o, cond_x, cond_e, scale_e):
+    """Any factorisation with W^T W, U U^T as returned has U W = V*, satisfies the balance condition and has
+    zero matrix-balance error under the exact gradient moments (ntlib.symmetry.layer_pair_balance)."""
+    sx, se = rand_spd(d, seed, cond_x), scale_e * rand_spd(o, seed + 1, cond_e)
+    v = randn(seed + 2, o, d)
+    t = linear.teacher(v, sx, se)
+    wtw, uut = theory.two_layer_entropic_solution(t)
+    w = linalg.sqrtm_psd(wtw)
+    u = v @ torch.linalg.pinv(w, rtol=1e-8)
+    big = 1 + float(v.abs().max())
+    assert torch.allclose(u @ w, v, atol=1e-7 * big)
+    assert torch.allclose(u @ u.T, uut, atol=1e-7 * (1 + float(uut.abs().max())))
+    lhs = torch.trace(se) * w @ sx @ w.T
+    rhs = torch.trace(sx) * u.T @ se @ u
+    assert torch.allclose(lhs, rhs, atol=1e-7 * (1 + float(lhs.abs().max())))
+    lhs_b, rhs_b = symmetry.layer_pair_balance([w, u], 0, t)
+    assert torch.allclose(lhs_b, rhs_b, atol=1e-7 * (1 + float(lhs_b.abs().max())))
+    # only the shape of the noise matters
+    wtw2, _ = theory.two_layer_entropic_solution(linear.teacher(v, sx, 3.0 * se))
+    assert torch.allclose(wtw2, wtw, atol=1e-8 * (1 + float(wtw.abs().max())))
 
 
-def test_diagonal_noise_sharpness_values():
+def test_two_layer_solution_has_zero_matrix_balance_error():
+    """The fixed, well-conditioned case of the property above, to the tolerance 1e-10."""
+    g = gen(9)
+    t = linear.teacher(randn(g, 3, 3) + 2 * torch.eye(3), torch.diag(torch.tensor([1.0, 2.0, 0.5])),
+                       torch.diag(torch.tensor([0.7, 0.3, 1.2])))
+    wtw, uut = theory.two_layer_entropic_solution(t)
+    w = linalg.sqrtm_psd(wtw)
+    u = t.v_star @ torch.linalg.inv(w)
+    assert torch.allclose(u @ u.T, uut, atol=1e-10)
+    assert float(symmetry.matrix_balance_error(*symmetry.layer_pair_balance([w, u], 0, t))) < 1e-10
+
+
+def _two_layer_dense_top(t: linear.Teacher, wtw: torch.Tensor) -> float:
+    w = linalg.sqrtm_psd(wtw)  # a square root with W^T W = wtw; U = V W^{-1}
+    u = t.v_star @ torch.linalg.inv(w)
+    o, d = t.v_star.shape
+    f = lambda p: torch.trace((p[:o * d].view(o, d) @ p[o * d:].view(d, d) - t.v_star) @ t.sigma_x
+                              @ (p[:o * d].view(o, d) @ p[o * d:].view(d, d) - t.v_star).T)
+    h = torch.autograd.functional.hessian(f, torch.cat([u.reshape(-1), w.reshape(-1)]))
+    return float(torch.linalg.eigvalsh(h).max())
+
+
+@given(r=st.floats(1e-3, 1e3))
+def test_diagonal_noise_sharpness_is_the_top_eigenvalue(r):
+    """S(r) is the largest Hessian eigenvalue of |U W - I|_F^2 at the entropic minimum; S >= S(1) = 4.
+
+    r > 1 included: there the closed form written for r <= 1 is wrong (it gave S(4) = 2.85 < 4
+    while the dense Hessian gives 5.69 = S(1/4)), which this property caught.
+    """
+    t = linear.teacher(torch.eye(2), None, torch.diag(torch.tensor([1.0, r])))
+    wtw, _ = theory.two_layer_entropic_solution(t)
+    s = theory.diagonal_noise_sharpness(r)
+    assert math.isclose(_two_layer_dense_top(t, wtw), s, rel_tol=1e-9)
+    assert s >= 4.0 - 1e-12
+
+
+def test_diagonal_noise_sharpness_values_and_tensors():
     assert math.isclose(theory.diagonal_noise_sharpness(1.0), 4.0)
     assert theory.diagonal_noise_sharpness(0.1) > theory.diagonal_noise_sharpness(0.5) > 4.0
-    with pytest.raises(ValueError, match="r must be > 0"):
-        theory.diagonal_noise_sharpness(0.0)
+    r = torch.tensor([0.01, 0.5, 1.0, 4.0])
+    s = theory.diagonal_noise_sharpness(r)
+    assert s.shape == (4,) and s.dtype == r.dtype
+    assert close(s, torch.tensor([theory.diagonal_noise_sharpness(float(x)) for x in r]), 1e-14)
 
 
-def test_diagonal_noise_sharpness_matches_dense_hessian():
-    V = torch.eye(2)
-    for r in (1.0, 0.5, 0.1, 10.0):
-        wtw, _ = theory.two_layer_entropic_solution(torch.eye(2), torch.diag(torch.tensor([1.0, r])), V)
-        W = sqrtm_psd(wtw)
-        U = V @ torch.linalg.inv(W)
-        f = lambda p: ((p[:4].view(2, 2) @ p[4:].view(2, 2) - V) ** 2).sum()
-        H = torch.autograd.functional.hessian(f, torch.cat([U.reshape(-1), W.reshape(-1)]))
-        assert math.isclose(torch.linalg.eigvalsh(H).max().item(), theory.diagonal_noise_sharpness(r), rel_tol=1e-10)
+@given(seed=seeds, r=st.floats(1e-3, 1e3), scale=st.floats(0.01, 100.0))
+def test_entropic_sharpness_is_diagonal_noise_sharpness(seed, r, scale):
+    """With V* = I_2, Sigma_x = I_2 and noise scale * R diag(1, r) R^T (any rotation R), the entropic
+    sharpness is S(r): the loss is invariant under x -> Rx, y -> Ry."""
+    rot = linalg.random_orthogonal(2, gen(seed))
+    se = scale * rot @ torch.diag(torch.tensor([1.0, r])) @ rot.T
+    s = theory.entropic_sharpness(linear.teacher(torch.eye(2), None, (se + se.T) / 2))
+    assert math.isclose(s, theory.diagonal_noise_sharpness(r), rel_tol=1e-8)
 
 
-def test_errors_name_the_argument():
-    I2, I3 = torch.eye(2), torch.eye(3)
-    with pytest.raises(ValueError, match="sigma_x must be positive definite"):
-        theory.universal_kernel(torch.zeros(3, 3), I2, torch.ones(2, 3))
-    with pytest.raises(ValueError, match="v_star must have shape"):
-        theory.two_layer_entropic_solution(I3, I2, torch.ones(3, 2))
-    with pytest.raises(ValueError, match="sigma_eps must be symmetric"):
-        theory.universal_kernel(I3, torch.tensor([[1.0, 0.5], [0.0, 1.0]]), torch.ones(2, 3))
+@examples(8)
+@given(seed=seeds, n=st.integers(1, 3), cond=st.floats(1.0, 5.0))
+def test_entropic_sharpness_matches_the_dense_hessian(seed, n, cond):
+    """General case: an invertible teacher, hidden width = rank; the top eigenvalue of the dense Hessian at the
+    entropic minimum (built from two_layer_entropic_solution)."""
+    t = linear.teacher(randn(seed, n, n) + 2 * torch.eye(n), rand_spd(n, seed + 1, cond), rand_spd(n, seed + 2, cond))
+    wtw, _ = theory.two_layer_entropic_solution(t)
+    assert math.isclose(theory.entropic_sharpness(t), _two_layer_dense_top(t, wtw), rel_tol=1e-9)
 
 
-def test_sym_pow():
-    S = rand_spd(4, 2)
-    assert torch.allclose(sqrtm_psd(S) @ sqrtm_psd(S), S, atol=1e-12)
-    assert torch.allclose(sym_pow(S, -0.5) @ S @ sym_pow(S, -0.5), torch.eye(4), atol=1e-12)
-    with pytest.raises(ValueError, match="positive definite"):
-        sym_pow(torch.diag(torch.tensor([1.0, 0.0])), -1)
+@given(lr=st.floats(1e-3, 0.499))
+def test_edge_balance_solves_the_edge_equation(lr):
+    """r = edge_balance(lr) lies in (0, 1] and S(r) = 2 / lr; above lr = 1/2 there is none (nan)."""
+    r = float(theory.edge_balance(lr))
+    assert 0 < r <= 1
+    assert math.isclose(theory.diagonal_noise_sharpness(r), 2 / lr, rel_tol=1e-10)
+    three = theory.edge_balance(torch.tensor([lr, lr / 2, lr + 0.5 + 1e-6]))  # vectorised, one nan
+    assert close(three[0], r, 1e-14) and float(three[1]) < r and math.isnan(float(three[2]))
+
+
+def test_edge_balance_keeps_the_dtype_of_a_tensor():
+    """Regression: a float64 tensor was cast to the default dtype (float32: edge_balance(0.5) = 0.99999964)."""
+    torch.set_default_dtype(torch.float32)  # the autouse fixture restores float64 after the test
+    r = theory.edge_balance(torch.tensor([0.5, 0.25], dtype=torch.float64))
+    assert r.dtype == torch.float64 and float(r[0]) == pytest.approx(1.0, abs=1e-12)
+    assert theory.edge_balance(0.5).dtype == torch.float64
+    assert theory.edge_balance(torch.tensor([0.5], dtype=torch.float32)).dtype == torch.float32
+
+
+@pytest.mark.parametrize("call,exc,msg", [
+    (lambda: theory.universal_kernel((torch.eye(2), torch.eye(2), torch.eye(2))), TypeError, "t must be a Teacher"),
+    (lambda: theory.two_layer_entropic_solution(torch.eye(2)), TypeError, "t must be a Teacher"),
+    (lambda: theory.entropic_sharpness(None), TypeError, "t must be a Teacher"),
+    (lambda: theory.diagonal_noise_sharpness(0.0), ValueError, "r must be > 0"),
+    (lambda: theory.diagonal_noise_sharpness(float("inf")), ValueError, "r must be > 0"),
+    (lambda: theory.diagonal_noise_sharpness(torch.tensor([1.0, -1.0])), ValueError, "r must be > 0"),
+    (lambda: theory.diagonal_noise_sharpness(torch.tensor([float("nan")])), ValueError, "r contains NaN"),
+    (lambda: theory.edge_balance(torch.tensor([0.1, -1.0])), ValueError, "lr must be > 0"),
+    (lambda: theory.edge_balance(float("nan")), ValueError, "lr must be > 0 and finite"),
+])
+def test_bad_input_names_the_argument(call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call()

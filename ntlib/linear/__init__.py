@@ -12,13 +12,13 @@ per-sample loss is ``l = |f(x) - y|^2``. Every weight tensor carries a leading
 
 Submodules, one concept each (their public names are re-exported here):
 
-* :mod:`ntlib.linear.model`: the teacher, sampling, initialisation, forward maps
+* ``ntlib.linear.model``: the teacher, sampling, initialisation, forward maps
   and the exact population loss;
-* :mod:`ntlib.linear.training`: online SGD or exact gradient descent
+* ``ntlib.linear.training``: online SGD or exact gradient descent
   (:func:`train`, returning a :class:`ntlib.run.Run`);
-* :mod:`ntlib.linear.moments`: exact Gaussian gradient moments of a layer pair
+* ``ntlib.linear.moments``: exact Gaussian gradient moments of a layer pair
   (matrix balance, Chapter 2);
-* :mod:`ntlib.linear.curvature`: Gauss-Newton and exact population Hessians and
+* ``ntlib.linear.curvature``: Gauss-Newton and exact population Hessians and
   their top eigenvalues (Chapter 4).
 """
 

@@ -206,7 +206,7 @@ def hidden(weights: Weights, x: torch.Tensor, *, m_in: torch.Tensor | None = Non
     -------
     >>> import torch
     >>> from ntlib.config import generator
-    >>> ws = init_weights([3, 4, 4, 2], 2, generator(0))
+    >>> ws = init_weights([3, 4, 4, 2], 2, generator(0), dtype=torch.float64)
     >>> [tuple(h.shape) for h in hidden(ws, torch.ones(5, 3, dtype=torch.float64))]
     [(2, 5, 3), (2, 5, 4), (2, 5, 4), (2, 5, 2)]
     """

@@ -48,7 +48,7 @@ def batch_loss_and_grads(weights: Weights, x: torch.Tensor, y: torch.Tensor, *, 
 
     Returns ``sum_runs mean_batch |f(x) - y|^2`` for ``x`` (n, in) shared or
     (runs, n, in) and ``y`` (runs, n, out), with ``f`` as in
-    :func:`ntlib.linear.model.forward`, and the gradients with respect to each
+    :func:`ntlib.linear.forward`, and the gradients with respect to each
     ``weights[i]`` (same shapes), equal to autograd's.
 
     Example
@@ -127,7 +127,7 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
     >>> from ntlib.config import generator
     >>> from ntlib.linear import end_to_end, init_weights, teacher
     >>> t = teacher(torch.eye(2, dtype=torch.float64))
-    >>> w0 = init_weights([2, 3, 2], 4, generator(0))
+    >>> w0 = init_weights([2, 3, 2], 4, generator(0), dtype=torch.float64)
     >>> run = train(w0, t, lr=0.05, steps=2000, generator=generator(1), method="gd")
     >>> bool(torch.allclose(end_to_end(run.params), torch.eye(2, dtype=torch.float64), atol=1e-6))
     True
