@@ -38,6 +38,7 @@ import math
 import warnings
 from typing import Callable, NamedTuple
 
+import numpy as np
 import torch
 
 from . import _checks
@@ -81,77 +82,95 @@ class Eigen(NamedTuple):
         return unflatten(self.vectors[:, i], like_params)
 
 
-def _rows(apply: Callable[[torch.Tensor], torch.Tensor], R: torch.Tensor) -> torch.Tensor:
-    """Products of the rows of ``R`` (``(b, n)``), as rows."""
-    return apply(R[0])[None] if R.shape[0] == 1 else apply(R.T).T
-
-
 def _lanczos(apply: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, block: int, tol: float,
              atol: float, max_hvps: int, max_basis: int, X: torch.Tensor,
              random: Callable[[], torch.Tensor], extra: int = 0) -> tuple[Eigen, torch.Tensor]:
     """Block Lanczos with full reorthogonalisation and thick restarts for the top-k pairs.
 
     ``X`` holds the start block as rows. The basis ``Q`` and its images
-    ``W = H Q`` are stored as rows, the projection ``T = Q^T H Q`` is
-    diagonalised (Rayleigh-Ritz) after every block, and the residual of each
-    Ritz pair ``W s - theta Q s`` is exact without extra products. The
-    coefficients ``Q^T H q`` of a new block are computed once and serve both as
-    the new columns of ``T`` and as the first Gram-Schmidt pass of the next block.
-    Also returns the next ``extra`` Ritz vectors (rows; for warm starts).
+    ``W = H Q`` are stored as rows; the projection ``T = Q^T H Q`` (small, kept
+    in float64 numpy) is diagonalised (Rayleigh-Ritz) after every block. The
+    coefficients ``Q^T H q`` of a new block serve both as the new columns of
+    ``T`` and as the first Gram-Schmidt pass of the next block. A Ritz pair's
+    residual ``W s - theta Q s`` equals ``(I - Q Q^T) W s``, that is the
+    orthogonalised next block weighted by the last rows of ``s``: this estimate
+    (no product, no ``n``-vector operation for ``block=1``) decides when to stop,
+    and the residual is then recomputed exactly from the stored ``Q`` and ``W``;
+    only the exact one certifies. Also returns the next ``extra`` Ritz vectors
+    (rows; for warm starts).
     """
     dtype, device = X.dtype, X.device
     cap = min(max_basis, n) + block
     Qr = torch.empty(cap, n, dtype=dtype, device=device)
     Wr = torch.empty(cap, n, dtype=dtype, device=device)
-    Tb = torch.zeros(cap, cap, dtype=dtype, device=device)  # T = Q^T H Q
-    hvps, scale, m = 0, 0.0, 0
+    T = np.zeros((cap, cap))
+    hvps, scale, m, clean = 0, 0.0, 0, False  # clean: X already orthogonal to the basis
+    norms = X.norm(dim=1).tolist()
+
+    def exact(S: np.ndarray, theta: np.ndarray, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        Sj = torch.from_numpy(S.T.copy()).to(dtype=dtype, device=device)
+        Y = Sj @ Qr[:m]  # Ritz vectors as rows
+        th = torch.from_numpy(theta.copy()).to(dtype=dtype, device=device)
+        return Y, (Sj @ Wr[:m] - th[:, None] * Y).norm(dim=1)
+
     while True:
-        # orthonormalise the new block against the basis and itself: with the pass already
-        # made (the coefficients of T) this is Gram-Schmidt twice; a row that vanishes (an
-        # invariant subspace, or a dependent row) is replaced by a fresh random direction
+        # add the block to the basis; a row that vanishes (an invariant subspace, or a
+        # dependent row) is replaced by a fresh random direction
         m0 = m
         for i in range(min(X.shape[0], n - m0)):
-            x, n0 = X[i], float(X[i].norm())
+            x, n0, passes = X[i], norms[i], 0 if clean and i == 0 else 2
             for attempt in range(4):
-                for _ in range(2 if attempt or i else 1):
+                for _ in range(passes if m else 0):
                     x = x - (Qr[:m] @ x) @ Qr[:m]
-                nx = float(x.norm())
+                nx = float(x.norm()) if passes or not clean else beta[0]
                 if math.isfinite(nx) and nx > 1e-10 * n0 and nx > 1e-14 * scale:
                     break
-                x = random()
+                x, passes = random(), 2
                 n0 = float(x.norm())
             else:
                 raise RuntimeError("lanczos: could not extend the Krylov basis")
             Qr[m] = x / nx
             m += 1
-        WX = _rows(apply, Qr[m0:m])
+        WX = apply(Qr[m0]).unsqueeze(0) if m == m0 + 1 else apply(Qr[m0:m].T).T
         hvps += m - m0
-        if not bool(torch.isfinite(WX).all()):
+        Q = Qr[:m]
+        C = Q @ WX.T  # (m, b): the new columns of T
+        Cn = C.detach().to(device="cpu", dtype=torch.float64).numpy()
+        if not np.isfinite(Cn).all():  # a non-finite entry of H q reaches every coefficient
             raise ValueError("a Hessian-vector product is not finite")
         Wr[m0:m] = WX
-        C = Qr[:m] @ WX.T  # (m, b): the new columns of T
-        Tb[:m, m0:m] = C
-        Tb[m0:m, :m0] = C[:m0].T
-        theta, S = torch.linalg.eigh(0.5 * (Tb[:m, :m] + Tb[:m, :m].T))
-        theta, S = theta.flip(0), S.flip(1)  # descending
-        scale = max(scale, float(theta.abs().max()))
+        T[:m, m0:m] = Cn
+        T[m0:m, :m0] = Cn[:m0].T
+        theta, S = np.linalg.eigh(0.5 * (T[:m, :m] + T[:m, :m].T))
+        theta, S = theta[::-1].copy(), S[:, ::-1].copy()  # descending
+        scale = max(scale, float(np.abs(theta).max()))
+        # the part of H X not in the basis: Gram-Schmidt twice, the first pass from C
+        X = WX - C.T @ Q
+        X = X - (X @ Q.T) @ Q
+        beta = X.norm(dim=1).tolist()
+        norms = np.sqrt((Cn * Cn).sum(0) + np.square(beta)).tolist()  # |H q| of each row
+        clean = True
         j = min(k, m)
-        Sj = S[:, :j].T
-        Y = Sj @ Qr[:m]  # Ritz vectors as rows
-        res = (Sj @ Wr[:m] - theta[:j, None] * Y).norm(dim=1)
+        bound = np.maximum(tol * np.abs(theta[:j]), atol)
+        if m - m0 == 1:
+            est = np.abs(S[m - 1, :j]) * beta[0]
+        else:
+            Sl = torch.from_numpy(S[m0:m, :j].T.copy()).to(dtype=dtype, device=device)
+            est = (Sl @ X).norm(dim=1).cpu().double().numpy()
         full = m >= n
-        done = j == k and (full or bool((res <= torch.clamp(tol * theta[:j].abs(), min=atol)).all()))
-        if done or hvps + block > max_hvps or full:
-            more = S[:, j:j + extra].T @ Qr[:m] if extra else Qr[:0]
-            return Eigen(theta[:j], Y.T.contiguous(), res, hvps, done), more
-        # next block: the part of H X not in the basis (first pass with the coefficients C)
-        X = WX - C.T @ Qr[:m]
+        if j == k and (full or (est <= bound).all()) or hvps + block > max_hvps or full:
+            Y, res = exact(S[:, :j], theta[:j], m)
+            done = j == k and (full or bool((res.cpu().double().numpy() <= bound).all()))
+            if done or hvps + block > max_hvps or full:
+                more = exact(S[:, j:j + extra], theta[j:j + extra], m)[0] if extra else Qr[:0]
+                values = torch.from_numpy(theta[:j].copy()).to(dtype=dtype, device=device)
+                return Eigen(values, Y.T.contiguous(), res, hvps, done), more
         if m + block > cap:  # thick restart: keep the best Ritz vectors and their images
             keep = min(m - block, max(k + 2 * block, max_basis // 2))
-            Sk = S[:, :keep].T.contiguous()
+            Sk = torch.from_numpy(S[:, :keep].T.copy()).to(dtype=dtype, device=device)
             Qr[:keep], Wr[:keep] = Sk @ Qr[:m], Sk @ Wr[:m]
-            Tb.zero_()
-            Tb[:keep, :keep] = torch.diag(theta[:keep])
+            T[:] = 0.0
+            T[:keep, :keep] = np.diag(theta[:keep])
             m = keep
 
 
