@@ -40,6 +40,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
+from scipy.linalg import lapack
 
 from . import _checks
 from .errors import ConvergenceError
@@ -100,18 +101,19 @@ def _lanczos(apply: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, bloc
     (rows; for warm starts).
     """
     dtype, device = X.dtype, X.device
+    vnorm = torch.linalg.vector_norm  # direct: Tensor.norm goes through a Python wrapper
     cap = min(max_basis, n) + block
     Qr = torch.empty(cap, n, dtype=dtype, device=device)
     Wr = torch.empty(cap, n, dtype=dtype, device=device)
     T = np.zeros((cap, cap))
     hvps, scale, m, clean = 0, 0.0, 0, False  # clean: X already orthogonal to the basis
-    norms = X.norm(dim=1).tolist()
+    norms = vnorm(X, dim=1).tolist()
 
     def exact(S: np.ndarray, theta: np.ndarray, m: int) -> tuple[torch.Tensor, torch.Tensor]:
         Sj = torch.from_numpy(S.T.copy()).to(dtype=dtype, device=device)
         Y = Sj @ Qr[:m]  # Ritz vectors as rows
         th = torch.from_numpy(theta.copy()).to(dtype=dtype, device=device)
-        return Y, (Sj @ Wr[:m] - th[:, None] * Y).norm(dim=1)
+        return Y, vnorm(Sj @ Wr[:m] - th[:, None] * Y, dim=1)
 
     while True:
         # add the block to the basis; a row that vanishes (an invariant subspace, or a
@@ -122,11 +124,11 @@ def _lanczos(apply: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, bloc
             for attempt in range(4):
                 for _ in range(passes if m else 0):
                     x = x - (Qr[:m] @ x) @ Qr[:m]
-                nx = float(x.norm()) if passes or not clean else beta[0]
+                nx = vnorm(x).item() if passes or not clean else beta[0]
                 if math.isfinite(nx) and nx > 1e-10 * n0 and nx > 1e-14 * scale:
                     break
                 x, passes = random(), 2
-                n0 = float(x.norm())
+                n0 = vnorm(x).item()
             else:
                 raise RuntimeError("lanczos: could not extend the Krylov basis")
             Qr[m] = x / nx
@@ -135,19 +137,21 @@ def _lanczos(apply: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, bloc
         hvps += m - m0
         Q = Qr[:m]
         C = Q @ WX.T  # (m, b): the new columns of T
-        Cn = C.detach().to(device="cpu", dtype=torch.float64).numpy()
+        Cn = C.cpu().numpy().astype(np.float64)
         if not np.isfinite(Cn).all():  # a non-finite entry of H q reaches every coefficient
             raise ValueError("a Hessian-vector product is not finite")
         Wr[m0:m] = WX
         T[:m, m0:m] = Cn
         T[m0:m, :m0] = Cn[:m0].T
-        theta, S = np.linalg.eigh(0.5 * (T[:m, :m] + T[:m, :m].T))
+        theta, S, info = lapack.dsyev(0.5 * (T[:m, :m] + T[:m, :m].T))  # less overhead than np.linalg.eigh
+        if info:
+            raise RuntimeError(f"lanczos: the projected eigenproblem failed (LAPACK info {info})")
         theta, S = theta[::-1].copy(), S[:, ::-1].copy()  # descending
         scale = max(scale, float(np.abs(theta).max()))
         # the part of H X not in the basis: Gram-Schmidt twice, the first pass from C
         X = WX - C.T @ Q
         X = X - (X @ Q.T) @ Q
-        beta = X.norm(dim=1).tolist()
+        beta = vnorm(X, dim=1).tolist()
         norms = np.sqrt((Cn * Cn).sum(0) + np.square(beta)).tolist()  # |H q| of each row
         clean = True
         j = min(k, m)
@@ -156,7 +160,7 @@ def _lanczos(apply: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, bloc
             est = np.abs(S[m - 1, :j]) * beta[0]
         else:
             Sl = torch.from_numpy(S[m0:m, :j].T.copy()).to(dtype=dtype, device=device)
-            est = (Sl @ X).norm(dim=1).cpu().double().numpy()
+            est = vnorm(Sl @ X, dim=1).cpu().double().numpy()
         full = m >= n
         if j == k and (full or (est <= bound).all()) or hvps + block > max_hvps or full:
             Y, res = exact(S[:, :j], theta[:j], m)
