@@ -131,7 +131,7 @@ def _lanczos(apply: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, bloc
                 n0 = vnorm(x).item()
             else:
                 raise RuntimeError("lanczos: could not extend the Krylov basis")
-            Qr[m] = x / nx
+            torch.div(x, nx, out=Qr[m])
             m += 1
         WX = apply(Qr[m0]).unsqueeze(0) if m == m0 + 1 else apply(Qr[m0:m].T).T
         hvps += m - m0
@@ -143,7 +143,7 @@ def _lanczos(apply: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, bloc
         Wr[m0:m] = WX
         T[:m, m0:m] = Cn
         T[m0:m, :m0] = Cn[:m0].T
-        theta, S, info = lapack.dsyev(0.5 * (T[:m, :m] + T[:m, :m].T))  # less overhead than np.linalg.eigh
+        theta, S, info = lapack.dsyev(T[:m, :m], lower=0)  # upper triangle; less overhead than np.linalg.eigh
         if info:
             raise RuntimeError(f"lanczos: the projected eigenproblem failed (LAPACK info {info})")
         theta, S = theta[::-1].copy(), S[:, ::-1].copy()  # descending

@@ -68,6 +68,13 @@ class HVP:
     products : int
         Number of Hessian-vector products computed so far (a block of ``p``
         columns counts ``p``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> op = HVP(lambda w: (w ** 3).sum(), torch.tensor([1.0, 2.0], dtype=torch.float64))
+    >>> op(torch.ones(2, dtype=torch.float64)).tolist(), op.gradient.tolist(), op.products
+    ([6.0, 12.0], [3.0, 12.0], 1)
     """
 
     def __init__(self, loss_fn: Callable[[Params], torch.Tensor], params: Params, mode: str = "reverse",
