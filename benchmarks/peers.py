@@ -19,6 +19,7 @@ products it computed.
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import numpy as np
 import torch
@@ -93,8 +94,10 @@ def pyhessian(pb, model_copy, top_n: int = 1, seed: int = 0, **options):
     torch.set_default_dtype(pb.dtype)  # its random start uses the default dtype
     try:
         torch.manual_seed(seed)
-        h = ph.hessian(model_copy, pb.criterion, data=(pb.x, pb.y), cuda=pb.x.is_cuda)
-        vals, _ = h.eigenvalues(top_n=top_n, **options)
+        with warnings.catch_warnings():  # its backward(create_graph=True) warns about a reference cycle
+            warnings.simplefilter("ignore", UserWarning)
+            h = ph.hessian(model_copy, pb.criterion, data=(pb.x, pb.y), cuda=pb.x.is_cuda)
+            vals, _ = h.eigenvalues(top_n=top_n, **options)
     finally:
         ph.hessian_vector_product = inner
         torch.set_default_dtype(old)
