@@ -199,7 +199,7 @@ def top_eigenvalues(loss_fn: Callable[[Params], torch.Tensor], params: Params, k
 def _top(loss_fn, params, k, *, tol, atol, block, max_hvps, max_basis, v0, start, strict, generator, hvp,
          extra: int = 0) -> tuple[Eigen, torch.Tensor]:
     """:func:`top_eigenvalues`, also returning ``extra`` further Ritz vectors (rows)."""
-    items = _checks.params("params", params)
+    items = _checks.params("params", params, finite=hvp is not None)  # else HVP checks them at once
     k = _checks.positive_int("k", k)
     tol = _checks.positive("tol", tol)
     atol = _checks.positive("atol", atol, strict=False)

@@ -79,78 +79,66 @@ class HVP:
 
     def __init__(self, loss_fn: Callable[[Params], torch.Tensor], params: Params, mode: str = "reverse",
                  batched: bool = False, *, _items: tuple[torch.Tensor, ...] | None = None):
-        # _items: params already validated by the caller (ntlib.hessian), not checked twice
-        items = _checks.params("params", params) if _items is None else _items
+        # _items: params whose types the caller (ntlib.hessian) has checked already
+        items = _checks.params("params", params, finite=False) if _items is None else _items
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not isinstance(batched, bool):
             raise TypeError(f"batched must be a bool, got {type(batched).__name__}")
         _checks.function("loss_fn", loss_fn)
         self.mode, self.batched, self.products = mode, batched, 0
-        self._template = params
+        if any(t.dtype != items[0].dtype or t.device != items[0].device for t in items):
+            raise ValueError("params must share one dtype and one device (the flat vectors have one)")
         self._shapes = [t.shape for t in items]
         self._sizes = [t.numel() for t in items]
         self.n = sum(self._sizes)
         self.dtype, self.device = items[0].dtype, items[0].device
-        leaves = [t.detach().requires_grad_(True) for t in items]
+        # one flat leaf, the parameters as its views: every product then takes and returns one
+        # flat tensor, without splitting v or concatenating the result (per-product overhead)
+        point = torch.cat([t.detach().reshape(-1) for t in items])
+        if not bool(torch.isfinite(point).all()):  # one check for all; then name the tensor
+            _checks.params("params", params)
+
+        def flat_loss(flat: torch.Tensor) -> torch.Tensor:
+            views = [c.view(s) for c, s in zip(flat.split(self._sizes), self._shapes)]
+            return loss_fn(like(params, views))
+
+        leaf = point.clone().requires_grad_(True)
         with torch.enable_grad():
-            value = loss_fn(like(params, leaves))
+            value = flat_loss(leaf)
             _checks.scalar_output("loss_fn(params)", value)
             if not bool(torch.isfinite(value)):
                 raise ValueError(f"loss_fn(params) is not finite: {float(value.detach())}")
-            grads = torch.autograd.grad(value.reshape(()), leaves, create_graph=mode == "reverse",
-                                        allow_unused=True)
+            (grad,) = torch.autograd.grad(value.reshape(()), leaf, create_graph=mode == "reverse",
+                                          allow_unused=True)
         self.loss = float(value.detach())
-        self.gradient = torch.cat([(torch.zeros_like(t) if g is None else g.detach()).reshape(-1)
-                                   for t, g in zip(leaves, grads)])
+        self.gradient = torch.zeros_like(point) if grad is None else grad.detach()
         if mode == "reverse":
-            # a parameter the loss ignores, or one entering only linearly, has zero Hessian rows
-            self._live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
-            self._grads = [grads[i] for i in self._live]
-            self._leaves = leaves
+            # a loss at most linear in the parameters has a gradient without a graph: H = 0
+            self._grad = grad if grad is not None and grad.requires_grad else None
+            self._leaf = leaf
         else:
-            plain = tuple(t.detach() for t in items)
-            self._point = plain
-
-            def flat_loss(*p):
-                return loss_fn(like(params, list(p))).reshape(())
-
-            self._grad_fn = torch.func.grad(flat_loss, argnums=tuple(range(len(plain))))
+            self._point = point
+            self._grad_fn = torch.func.grad(lambda flat: flat_loss(flat).reshape(()))
 
     # -- products ---------------------------------------------------------------------------
-    def _split(self, v: torch.Tensor) -> list[torch.Tensor]:
-        return [c.view(s) for c, s in zip(v.split(self._sizes), self._shapes)]
-
-    def _reverse(self, v: torch.Tensor) -> torch.Tensor:
-        if not self._live:
+    def _reverse(self, v: torch.Tensor, batched: bool = False) -> torch.Tensor:
+        """``H v`` for a flat ``v``, or the rows ``H v_i`` for a ``(p, n)`` stack with ``batched``."""
+        if self._grad is None:
             return torch.zeros_like(v)
-        parts = v.split(self._sizes)
-        outs = [parts[i].view(self._shapes[i]) for i in self._live]
-        hv = torch.autograd.grad(self._grads, self._leaves, grad_outputs=outs, retain_graph=True,
-                                 allow_unused=True)
-        return torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1) for p, h in zip(parts, hv)])
-
-    def _reverse_block(self, V: torch.Tensor) -> torch.Tensor:  # V: (p, n) rows
-        if not self._live:
-            return torch.zeros_like(V)
-        parts = V.split(self._sizes, dim=1)
-        outs = [parts[i].reshape(V.shape[0], *self._shapes[i]) for i in self._live]
-        hv = torch.autograd.grad(self._grads, self._leaves, grad_outputs=outs, retain_graph=True,
-                                 allow_unused=True, is_grads_batched=True)
-        return torch.cat([(torch.zeros_like(p) if h is None else h.reshape(V.shape[0], -1))
-                          for p, h in zip(parts, hv)], 1)
+        (hv,) = torch.autograd.grad(self._grad, self._leaf, grad_outputs=v, retain_graph=True,
+                                    allow_unused=True, is_grads_batched=batched)
+        return torch.zeros_like(v) if hv is None else hv
 
     def _forward(self, v: torch.Tensor) -> torch.Tensor:
-        tangents = tuple(self._split(v))
         try:
-            hv = torch.func.jvp(self._grad_fn, self._point, tangents)[1]
+            return torch.func.jvp(self._grad_fn, (self._point,), (v,))[1]
         except RuntimeError as exc:
             raise ValueError(
                 "the forward-over-reverse product (mode='forward') failed on this loss "
                 f"({str(exc).splitlines()[0][:120]}); F.mse_loss with reduction='mean' and F.huber_loss "
                 "are known not to support it in torch 2.13: use mode='reverse', or write the mean "
                 "as F.mse_loss(..., reduction='none').mean()") from None
-        return torch.cat([h.reshape(-1) for h in hv])
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         """``H v`` for a flat ``(n,)`` vector, or ``H V`` for an ``(n, p)`` block."""
@@ -172,7 +160,7 @@ class HVP:
             return torch.stack([one(c) for c in v.unbind(1)], 1)
         rows = v.T.contiguous()
         if self.mode == "reverse":
-            return self._reverse_block(rows).T
+            return self._reverse(rows, batched=True).T
         return torch.func.vmap(self._forward)(rows).T
 
 
@@ -210,7 +198,8 @@ def hvp_operator(loss_fn: Callable[[Params], torch.Tensor], params: Params, *, m
     Raises
     ------
     ValueError, TypeError
-        On a non-scalar or non-finite loss, non-finite params, an unknown ``mode``;
+        On a non-scalar or non-finite loss, non-finite params, params of several
+        dtypes or devices, an unknown ``mode``;
         on a product with a vector of the wrong shape; on the forward path, when
         ``torch.func`` cannot differentiate the loss (the message says why).
 
