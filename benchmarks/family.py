@@ -153,16 +153,24 @@ SPECS: tuple[Spec, ...] = (
 def make(spec: Spec, seed: int, point: str = "init", steps: int = 200) -> Problem:
     """The problem of ``spec`` built from ``seed``, at ``point`` ``"init"`` or ``"trained"``.
 
+    Everything is drawn in float64 (whatever the default dtype) and then cast to
+    ``spec.dtype``, so a problem depends on ``spec`` and ``seed`` only.
+
     Targets come from a random teacher of the same architecture (a different seed):
     its outputs, scaled to unit variance, for MSE; its argmax for cross-entropy.
     ``"trained"`` runs ``steps`` full-batch Adam steps from the initialisation.
     """
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(spec.samples, *spec.input_shape, generator=g)
-    teacher = _init_(spec.build(), g)
-    model = _init_(spec.build(), g)
-    with torch.no_grad():
-        out = teacher(x)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # the same draws whatever the caller's default dtype
+    try:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(spec.samples, *spec.input_shape, generator=g)
+        teacher = _init_(spec.build(), g)
+        model = _init_(spec.build(), g)
+        with torch.no_grad():
+            out = teacher(x)
+    finally:
+        torch.set_default_dtype(old)
     if spec.loss == "mse":
         y = out / out.std()
         criterion = F.mse_loss
