@@ -23,13 +23,14 @@ one batched call (``batched=True``: ``is_grads_batched`` on the cached graph,
 
 Which is faster was measured on the seven-model family of the Performance page
 (CPU, one thread, float32 and float64, 1.7k-22k parameters; the "HVP paths" rows):
-a forward-over-reverse product cost 1.7-7x a reverse one on every model, and a
-batched block of 8 products cost less than 8 single reverse products only on the
-1.7k-parameter ReLU network (0.7x) and, within noise, on the small CNN (0.9x);
-elsewhere up to 2x more. So the default is reverse, column by column; the forward
-path is the one to pick when memory is short (it keeps no graph between products)
-and the batched one to try on a GPU for small models, where kernel launches
-dominate (not measured here).
+a forward-over-reverse product cost 1.7-4x a reverse one on every model (up to 7x
+on a loaded machine), and a batched block of 8 products cost less than 8 single
+reverse products only on the two 1.7k-parameter ReLU networks (0.6-0.8x), about
+the same on the CNN and the transformer block, and up to 2x more on the larger
+MLPs. So the default is reverse, column by column; the forward path is the one to
+pick when memory is short (it keeps no graph between products) and the batched
+one to try on a GPU for small models, where kernel launches dominate (not
+measured here).
 
 Public API: :func:`hvp_operator` and the :class:`HVP` it returns.
 """
