@@ -149,9 +149,10 @@ def top_eigenvalues(loss_fn: Callable[[Params], torch.Tensor], params: Params, k
         an ``(n, j)`` block such as ``Eigen.vectors`` (with ``block=1`` the start
         is the sum of its columns; otherwise its first ``block`` columns, padded
         with random vectors).
-    start : {"gradient", "random"}
-        Cold start when ``v0`` is not given. ``"gradient"`` (default): the
-        normalised gradient plus a normalised random vector (the gradient comes
+    start : str
+        ``"gradient"`` or ``"random"``: the cold start when ``v0`` is not
+        given. ``"gradient"`` (default): the normalised gradient plus a
+        normalised random vector (the gradient comes
         free with the graph of the products; along training it lies mostly in the
         top eigenspace). The random half keeps an overlap with every eigenvector,
         so a gradient confined to a symmetric subspace costs at most about what a
@@ -161,7 +162,7 @@ def top_eigenvalues(loss_fn: Callable[[Params], torch.Tensor], params: Params, k
         needed 29 % fewer products at initialisation and about as many after
         training, with no spread over seeds. ``"random"``: a random vector.
     strict : bool
-        If True (default) raise :class:`ConvergenceError` when the budget runs
+        If True (default) raise :class:`ntlib.errors.ConvergenceError` when the budget runs
         out; if False return the result with ``converged=False`` and warn.
     generator : torch.Generator, optional
         Source of the random start (and of restarts after an invariant subspace).

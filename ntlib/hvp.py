@@ -181,8 +181,8 @@ def hvp_operator(loss_fn: Callable[[Params], torch.Tensor], params: Params, *, m
         Maps parameters (same container form as ``params``) to a scalar tensor.
     params : tensor or tuple of tensors
         Point at which the Hessian is taken. Not modified; ``.grad`` untouched.
-    mode : {"reverse", "forward"}
-        Product path: reverse-over-reverse on a cached graph (default) or
+    mode : str
+        ``"reverse"`` or ``"forward"``: reverse-over-reverse on a cached graph (default) or
         forward-over-reverse with ``torch.func`` (no memory kept between products).
     batched : bool
         Multiply an ``(n, p)`` block in one batched call instead of column by column.
