@@ -53,10 +53,12 @@ pdf: $(NODE_STAMP) chromium
 	@test -f _build/html/index.html || $(MAKE) book
 	CHROMIUM=$(CHROMIUM) node tests/browser/print_pdf.mjs _build/html _build/pdf/book.pdf
 
-# speed side by side with the alternatives (pyhessian, scipy eigsh, Python loops); writes
-# book/performance_table.md, included by the book's Performance page. --quick: smoke run.
+# speed side by side with the alternatives (pyhessian, curvlinops, scipy eigsh, Python loops);
+# writes book/performance_table.md, included by the book's Performance page. BENCH_ARGS=--quick:
+# smoke run. curvlinops goes in with --no-deps: the lock pins what it needs (see pyproject.toml).
 bench: $(STAMP)
-	@$(PY) -c "import pyhessian" 2>/dev/null || { $(PY) -m pip install -q --disable-pip-version-check -r requirements-lock.txt -e ".[bench]" 2>&1 | grep -v "^WARNING: Location" || true; }
+	@$(PY) -c "import pyhessian, curvlinops" 2>/dev/null || { $(PY) -m pip install -q --disable-pip-version-check -r requirements-lock.txt -e . && $(PY) -m pip install -q --disable-pip-version-check --no-deps curvlinops-for-pytorch==3.0.1; } 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -c "import pyhessian, curvlinops" || { echo "bench: pyhessian/curvlinops failed to install"; exit 1; }
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:

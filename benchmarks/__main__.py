@@ -102,12 +102,25 @@ def machine_info(gpu: bool) -> dict:
     }
 
 
-def markdown(rows: list[dict], info: dict, quick: bool, gpu: bool) -> str:
-    """The table and the machine description as markdown."""
+def extra_markdown(name: str, rows: list[dict]) -> str:
+    """A module's own summary below the table: ``summary_markdown(rows)`` when it defines one."""
+    try:
+        mod = importlib.import_module(f"benchmarks.{name}")
+        return mod.summary_markdown(rows) if hasattr(mod, "summary_markdown") else ""
+    except Exception as exc:
+        traceback.print_exc()
+        return f"(summary of {name} failed: {_one_line(exc)})\n"
+
+
+def markdown(rows: list[dict], info: dict, quick: bool, gpu: bool, extras: list[str] = ()) -> str:
+    """The table, the modules' summaries and the machine description as markdown."""
     out = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for r in rows:
         out.append("| " + " | ".join(_fmt(k, r.get(k), gpu) for k in COLUMNS) + " |")
     out.append("")
+    for text in extras:
+        if text:
+            out += [text, ""]
     out.append("Measured on: " + "; ".join(f"{k}: {v}" for k, v in info.items())
                + (" (quick mode: fewer repeats)" if quick else "") + ".")
     return "\n".join(out) + "\n"
@@ -128,12 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         names = [n for n in names if n.removeprefix("bench_") in args.only or n in args.only]
     rows: list[dict] = []
+    extras: list[str] = []
     for name in names:
         t0 = time.perf_counter()
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows += run_module(name, args.quick, gpu)
+        mod_rows = run_module(name, args.quick, gpu)
+        rows += mod_rows
+        extras.append(extra_markdown(name, mod_rows))
         print(f"  {name} took {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-    text = markdown(rows, machine_info(gpu), args.quick, gpu)
+    text = markdown(rows, machine_info(gpu), args.quick, gpu, extras)
     print(text)
     if args.out:
         Path(args.out).write_text(text)

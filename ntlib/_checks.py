@@ -24,13 +24,17 @@ def tensor(name: str, x, *, ndim: int | None = None, finite: bool = True) -> tor
     return x
 
 
-def params(name: str, p: Params) -> tuple[torch.Tensor, ...]:
-    """Normalise a tensor or a sequence of tensors to a non-empty tuple of finite tensors."""
+def params(name: str, p: Params, *, finite: bool = True) -> tuple[torch.Tensor, ...]:
+    """Normalise a tensor or a sequence of tensors to a non-empty tuple of (finite) tensors.
+
+    ``finite=False`` skips the finiteness checks, for a caller that checks all the
+    tensors at once and calls again with ``finite=True`` to name the culprit.
+    """
     items = (p,) if isinstance(p, torch.Tensor) else tuple(p) if isinstance(p, (tuple, list)) else None
     if not items:
         raise TypeError(f"{name} must be a tensor or a non-empty tuple/list of tensors, got {type(p).__name__}")
     for i, t in enumerate(items):
-        tensor(f"{name}[{i}]" if len(items) > 1 or not isinstance(p, torch.Tensor) else name, t)
+        tensor(f"{name}[{i}]" if len(items) > 1 or not isinstance(p, torch.Tensor) else name, t, finite=finite)
     return items
 
 
