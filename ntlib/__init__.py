@@ -14,7 +14,7 @@ Modules, one concept each:
 - :mod:`ntlib.symmetry` parameter symmetries, their charges, and neuron/matrix balance
 - :mod:`ntlib.hessian` certified top Hessian eigenvalues (sharpness)
 - :mod:`ntlib.sharpness` closed-form sharpness of linear networks (Chapter 4)
-- :mod:`ntlib.explore` kernel-free explorers for the HTML book
+- :mod:`ntlib.book` the chapter kit (set-up cell, claims ledger, explorers, data), never imported by the modules above
 """
 
 from . import hessian

@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from ntlib import config, dynamics, entropic, explore, grads, linalg, theory
+from ntlib import config, dynamics, entropic, grads, linalg, theory
+from ntlib.book import explore
 
 torch.set_default_dtype(torch.float64)
 sq = lambda t: (t ** 2).sum()
