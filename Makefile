@@ -51,7 +51,7 @@ browser-check: $(NODE_STAMP) chromium
 # Chromium after MathJax has typeset them, offline. Builds the book first if needed.
 pdf: $(NODE_STAMP) chromium
 	@test -f _build/html/index.html || $(MAKE) book
-	CHROMIUM=$(CHROMIUM) node tests/browser/print_pdf.mjs _build/html _build/pdf/book.pdf
+	CHROMIUM=$(CHROMIUM) node tools/print_pdf.mjs _build/html _build/pdf/book.pdf
 
 # speed side by side with the alternatives (pyhessian, scipy eigsh, Python loops); writes
 # book/performance_table.md, included by the book's Performance page. --quick: smoke run.
