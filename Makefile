@@ -1,6 +1,8 @@
 # Two entry points do all the set-up on a fresh machine:
 #   make book   build the HTML book into _build/html (strict: any warning fails)
 #   make test   run ntlib's unit tests and every chapter under nbval
+# `make test` then `make book` executes each chapter once: the book takes the chapters the
+# tests ran from the execution cache (same code and settings only; tools/chapter_cache.py).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,6 +11,9 @@ STAMP := $(VENV)/.installed
 export NTLIB_SCALE ?= ci
 export PYTHONHASHSEED ?= 0
 
+# Parallel test workers (pytest-xdist, one chapter per worker): `make test TEST_JOBS=1` for one process.
+TEST_JOBS ?= 2
+
 .PHONY: book test install clean bench assets browser-check pdf chromium
 
 install: $(STAMP)
@@ -16,7 +21,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements-lock.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-lock.txt -e . 2>&1 | grep -v "^WARNING: Location" || true
-	@$(PY) -c "import ntlib, torch, jupyter_book" || { echo "install failed"; exit 1; }
+	@$(PY) -c "import ntlib, torch, jupyter_book, xdist" || { echo "install failed"; exit 1; }
 	@touch $(STAMP)
 
 # Offline assets of the HTML pages (MathJax 3, require.js, ipywidgets manager) and the
@@ -34,13 +39,15 @@ chromium:
 	@test -x $(CHROMIUM) || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 	@test -x $(CHROMIUM) || { echo "chromium not found at $(CHROMIUM)"; exit 1; }
 
+# Strict build from a clean _build (the execution cache _build/.jupyter_cache is kept: it is
+# keyed by a fingerprint of ntlib, the lock and NTLIB_*, so it never serves a stale run).
 book: $(STAMP) $(NODE_STAMP)
-	rm -rf _build
+	@mkdir -p _build && find _build -mindepth 1 -maxdepth 1 ! -name .jupyter_cache -exec rm -rf {} +
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 	@echo "book: _build/html/index.html"
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 
 # Open every page of the built book in headless Chromium (run `make book` first).
 browser-check: $(NODE_STAMP) chromium

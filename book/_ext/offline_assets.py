@@ -20,8 +20,8 @@ The staged copies also fix what offline pages otherwise log as console errors:
 
 ``book.css`` (reader-facing CSS fixes) is published with them. The other local
 extensions: ``dedupe_scripts`` (repeated inline scripts), ``exec_table`` (readable
-execution table), ``notebook_download`` (.ipynb download) and ``claims_page`` (the
-"Claims and checks" page).
+execution table), ``notebook_download`` (.ipynb download), ``execution_cache`` (the
+chapters executed by the tests) and ``claims_page`` (the "Claims and checks" page).
 """
 
 from __future__ import annotations
