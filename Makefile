@@ -13,15 +13,21 @@ export PYTHONHASHSEED ?= 0
 
 # Parallel test workers (pytest-xdist, one chapter per worker): `make test TEST_JOBS=1` for one process.
 TEST_JOBS ?= 2
+# make seeds: SEEDS=0-19 (or 3,5,7), CHAPTERS=01,03 (default all), ENGINE=joblib|submitit-local|
+# submitit-slurm, JOBS=runs at a time (default: the cores), SWEEP_ARGS="--param slurm_partition=cpu".
+SEEDS ?= 0-19
+CHAPTERS ?=
+ENGINE ?= joblib
+JOBS ?=
 
-.PHONY: book test install clean bench assets browser-check pdf chromium
+.PHONY: book test install clean bench assets browser-check pdf chromium seeds
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml requirements-lock.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-lock.txt -e . 2>&1 | grep -v "^WARNING: Location" || true
-	@$(PY) -c "import ntlib, torch, jupyter_book, xdist" || { echo "install failed"; exit 1; }
+	@$(PY) -c "import ntlib, torch, jupyter_book, submitit, xdist" || { echo "install failed"; exit 1; }
 	@touch $(STAMP)
 
 # Offline assets of the HTML pages (MathJax 3, require.js, ipywidgets manager) and the
@@ -48,6 +54,12 @@ book: $(STAMP) $(NODE_STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
+
+# Every chapter (or CHAPTERS=...) under many seeds, in parallel; writes book/claims/sweep.json,
+# shown on the book's "Claims and checks" page.
+seeds: $(STAMP)
+	$(PY) -m tools.seeds --seeds "$(SEEDS)" --chapters "$(CHAPTERS)" --engine $(ENGINE) \
+	  $(if $(JOBS),--jobs $(JOBS)) $(SWEEP_ARGS)
 
 # Open every page of the built book in headless Chromium (run `make book` first).
 browser-check: $(NODE_STAMP) chromium

@@ -1,3 +1,4 @@
-"""Build and maintenance tools of the book (not tests): the execution cache shared by the
-chapter tests and the book build, the browser helpers (``pages.mjs``) and the PDF printer
+"""Build and maintenance tools of the book (not tests): the seed sweep (``seeds``, with its
+chapter runner ``chapters``), the execution cache shared by the chapter tests and the book
+build (``chapter_cache``), the browser helpers (``pages.mjs``) and the PDF printer
 (``print_pdf.mjs``)."""
