@@ -20,7 +20,7 @@ CHAPTERS ?=
 ENGINE ?= joblib
 JOBS ?=
 
-.PHONY: book test install clean bench assets browser-check pdf chromium seeds
+.PHONY: book test install clean bench assets browser-check pdf chromium seeds paper
 
 install: $(STAMP)
 
@@ -60,6 +60,11 @@ test: $(STAMP)
 seeds: $(STAMP)
 	$(PY) -m tools.seeds --seeds "$(SEEDS)" --chapters "$(CHAPTERS)" --engine $(ENGINE) \
 	  $(if $(JOBS),--jobs $(JOBS)) $(SWEEP_ARGS)
+
+# Chapters (or CHAPTERS=...) at paper scale, one at a time, progress in the terminal; writes
+# book/timings/paper.json, listed on the book's Execution page.
+paper: $(STAMP)
+	$(PY) -m tools.paper --chapters "$(CHAPTERS)"
 
 # Open every page of the built book in headless Chromium (run `make book` first).
 browser-check: $(NODE_STAMP) chromium

@@ -1,4 +1,3 @@
-"""Build and maintenance tools of the book (not tests): the seed sweep (``seeds``, with its
-chapter runner ``chapters``), the execution cache shared by the chapter tests and the book
-build (``chapter_cache``), the browser helpers (``pages.mjs``) and the PDF printer
-(``print_pdf.mjs``)."""
+"""Build and maintenance tools of the book (not tests): the seed sweep, paper-scale
+timings, the execution cache shared by the tests and the book build, and the browser
+helpers (``pages.mjs``, ``print_pdf.mjs``)."""
