@@ -94,6 +94,7 @@ def test_progress_writes_to_the_given_stream_only_when_enabled(monkeypatch):
         bar(step)
     lines = buf.getvalue().splitlines()
     assert lines[0].startswith("train: 1/10 (10%)") and lines[-1].startswith("train: 10/10 (100%)")
+    assert len(lines) == 10  # one line per step (interval 0), the last one once
     assert bar.closed
     quiet = io.StringIO()
     book.progress(10, "train", enabled=False, out=quiet)(5)

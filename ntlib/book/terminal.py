@@ -108,12 +108,13 @@ class Progress:
         self.done = max(self.done, step)
         if self.out is None or self.closed:
             return
+        if self.done >= self.total:
+            self.close()  # the last line, once
+            return
         now = time.monotonic()
-        if now - self.last >= self.interval or self.done >= self.total:
+        if now - self.last >= self.interval:
             self.last = now
             self._draw(final=False)
-        if self.done >= self.total:
-            self.close()
 
     def close(self) -> None:
         """Write the last line (once) and end it with a newline."""
