@@ -53,7 +53,7 @@ book: $(STAMP) $(NODE_STAMP)
 	@echo "book: _build/html/index.html"
 
 test: $(STAMP)
-	$(PY) -m pytest $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
+	$(PY) -m pytest $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder)
 
 # Every chapter (or CHAPTERS=...) under many seeds, in parallel; writes book/claims/sweep.json,
 # shown on the book's "Claims and checks" page.

@@ -148,6 +148,13 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Chapters first: with pytest-xdist (--dist loadfile, --no-loadscope-reorder) the
+    long chapters start at once on the workers and the short unit-test files fill in
+    around them, instead of the chapters starting last."""
+    items.sort(key=lambda item: not isinstance(getattr(item, "parent", None), JupytextNotebook))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Remember which chapter cells passed (a chapter is cached only if all did)."""
