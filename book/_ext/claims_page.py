@@ -183,8 +183,8 @@ def _sweep_cells(rec: dict[str, Any] | None, runs: int | None) -> nodes.entry:
         paras.append(_para(f"range [{_num(rec['min'])}, {_num(rec['max'])}]"))
     if rec.get("worst_margin") is not None:
         seed = rec.get("worst_seed")
-        paras.append(_para(margin_text(rec["worst_margin"], rec.get("worst_rel_margin"))
-                           + (f", seed {seed}" if seed is not None else "")))
+        paras.append(_para("worst " + margin_text(rec["worst_margin"], rec.get("worst_rel_margin"))
+                           + (f" (seed {seed})" if seed is not None else "")))
     return _entry(*paras)
 
 
@@ -207,11 +207,18 @@ def _sweep_summary(chapter: dict[str, Any]) -> nodes.paragraph:
     seeds = chapter.get("seeds", [])
     text = (f"Seed sweep: {chapter.get('passed', 0)} of {chapter.get('runs', len(seeds))} runs passed "
             f"(seeds {_seed_text(seeds)}, scale {chapter.get('scale', '?')}), "
-            f"{chapter.get('date', '?')}, commit {chapter.get('commit', '?')}, "
+            f"{_date(chapter.get('date'))}, commit {chapter.get('commit', '?')}, "
             f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores, "
             f"{chapter.get('jobs', '?')} in parallel, engine {chapter.get('engine', '?')}), "
             f"wall time {_num(chapter.get('wall_seconds'))} s.")
     return _para(text)
+
+
+def _date(iso: str | None) -> str:
+    """``2026-12-01T07:07:26+00:00`` -> ``2026-12-01 07:07 UTC``."""
+    if not iso:
+        return "?"
+    return iso[:16].replace("T", " ") + (" UTC" if iso.endswith("+00:00") else "")
 
 
 def _seed_text(seeds: list[int]) -> str:
