@@ -10,6 +10,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export NTLIB_SCALE ?= ci
 export PYTHONHASHSEED ?= 0
+# One thread per process (torch: NTLIB_THREADS=1; BLAS here): the book's tensors are tiny and
+# make test runs two workers on two cores (measured: 168 s with, 196-202 s without xdist).
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
 
 # Parallel test workers (pytest-xdist, one chapter per worker): `make test TEST_JOBS=1` for one process.
 TEST_JOBS ?= 2

@@ -13,7 +13,8 @@ from tools import chapters as ch
 def test_fingerprint_covers_settings_and_sources(tmp_path):
     base = cc.fingerprint()
     assert base == cc.fingerprint(environ={"NTLIB_SEED": "0", "NTLIB_SCALE": "ci"})  # the defaults
-    for env in ({"NTLIB_SEED": "1"}, {"NTLIB_SCALE": "paper"}, {"NTLIB_DEVICE": "cpu"}, {"NTLIB_THREADS": "2"}):
+    for env in ({"NTLIB_SEED": "1"}, {"NTLIB_SCALE": "paper"}, {"NTLIB_DEVICE": "cpu"}, {"NTLIB_THREADS": "2"},
+                {"OMP_NUM_THREADS": "1"}):
         assert cc.fingerprint(environ=env) != base, env
     # a copy of the repository's inputs, then one edit to a source file, the lock, pyproject
     for name in ("ntlib", "requirements-lock.txt", "pyproject.toml"):

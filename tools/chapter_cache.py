@@ -10,8 +10,8 @@ A stale cache can never be used:
 - the folder is ``_build/.jupyter_cache/<fingerprint>``, where the fingerprint hashes
   every file of ``ntlib/``, ``requirements-lock.txt``, ``pyproject.toml``, the versions of
   Python and of the numerical packages installed, and the resolved ``NTLIB_SEED``,
-  ``NTLIB_SCALE``, ``NTLIB_DEVICE`` and ``NTLIB_THREADS``: change any and the build
-  looks in an empty folder, so it executes;
+  ``NTLIB_SCALE``, ``NTLIB_DEVICE``, ``NTLIB_THREADS`` and BLAS thread counts: change
+  any and the build looks in an empty folder, so it executes;
 - inside it, jupyter-cache matches a chapter only if every code cell (source and
   metadata) is the same as the run that was stored;
 - only complete runs are stored (every cell passed).
@@ -35,8 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("ntlib",)
 FILES = ("requirements-lock.txt", "pyproject.toml")
 DISTRIBUTIONS = ("torch", "numpy", "scipy", "matplotlib", "ipywidgets", "scikit-learn", "ipykernel")
-#: Environment variables that change what a chapter computes (with their defaults).
-ENV_DEFAULTS = {"NTLIB_SEED": "0", "NTLIB_SCALE": "ci", "NTLIB_DEVICE": "auto", "NTLIB_THREADS": "1"}
+#: Environment variables that change what a chapter computes (with their defaults); thread
+#: counts change sums at round-off level only, but a cached run must be the run one would get.
+ENV_DEFAULTS = {"NTLIB_SEED": "0", "NTLIB_SCALE": "ci", "NTLIB_DEVICE": "auto", "NTLIB_THREADS": "1",
+                "OMP_NUM_THREADS": "", "OPENBLAS_NUM_THREADS": "", "MKL_NUM_THREADS": ""}
 
 
 def fingerprint(root: Path = ROOT, environ: dict | None = None) -> str:
