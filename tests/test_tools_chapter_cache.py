@@ -11,7 +11,7 @@ from tools import chapters as ch
 
 
 def test_fingerprint_covers_settings_and_sources(tmp_path):
-    base = cc.fingerprint()
+    base = cc.fingerprint(environ={})
     assert base == cc.fingerprint(environ={"NTLIB_SEED": "0", "NTLIB_SCALE": "ci"})  # the defaults
     for env in ({"NTLIB_SEED": "1"}, {"NTLIB_SCALE": "paper"}, {"NTLIB_DEVICE": "cpu"}, {"NTLIB_THREADS": "2"},
                 {"OMP_NUM_THREADS": "1"}):
