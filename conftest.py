@@ -148,11 +148,34 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
+def _expected_seconds() -> dict[str, float]:
+    """Median run time of each chapter in the committed seed sweep (book/claims/sweep.json)."""
+    import json
+    from pathlib import Path
+
+    sweep = Path(__file__).parent / "book" / "claims" / "sweep.json"
+    try:
+        chapters = json.loads(sweep.read_text(encoding="utf-8")).get("chapters", {})
+    except (OSError, ValueError):
+        return {}
+    return {Path(c["notebook"]).name: c["seconds"]["median"] for c in chapters.values()
+            if c.get("notebook") and c.get("seconds")}
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Chapters first: with pytest-xdist (--dist loadfile, --no-loadscope-reorder) the
-    long chapters start at once on the workers and the short unit-test files fill in
-    around them, instead of the chapters starting last."""
-    items.sort(key=lambda item: not isinstance(getattr(item, "parent", None), JupytextNotebook))
+    """Chapters first, longest first: with pytest-xdist (--dist loadfile,
+    --no-loadscope-reorder) the long chapters start at once on the workers and the
+    unit-test files fill in around them. Chapter lengths come from the seed sweep;
+    a chapter not swept yet counts as long. The order of cells in a chapter is kept."""
+    expected = _expected_seconds()
+
+    def key(item):
+        parent = getattr(item, "parent", None)
+        if not isinstance(parent, JupytextNotebook):
+            return (1, 0.0)
+        return (0, -expected.get(parent.path.name, float("inf")))
+
+    items.sort(key=key)
 
 
 @pytest.hookimpl(hookwrapper=True)
