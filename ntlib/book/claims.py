@@ -9,8 +9,8 @@ A chapter states each of its results through :func:`claim` (a number inside a bo
    seed and scale in the chapter's ledger file (:func:`ledger_dir` ``/chN.json``), written
    atomically, *before* it fails;
 3. glues the value under its id (myst-nb ``glue``, ``display=False``), so that the prose
-   quotes this run's number with ``{glue:text}`\\`ch1.flow-slope:.2f\\``` and the book's
-   "Claims and checks" page finds the whole record in the build;
+   quotes this run's number with the ``glue:text`` role (``ch1.flow-slope:.2f``) and the
+   book's "Claims and checks" page finds the whole record in the build;
 4. raises ``AssertionError`` naming the id, the value and the bound when the value is out
    of bounds, so that the cell (and the chapter's nbval test) fails.
 
