@@ -6,12 +6,8 @@ into ``node_modules`` by ``make assets``, see ``package.json``) into a staging
 folder that Sphinx publishes through ``html_static_path`` as ``_static/offline/``.
 ``_config.yml`` points ``mathjax_path`` and myst-nb's ``nb_ipywidgets_js`` there.
 
-It also shows page titles and words (not emoji) in the execution-time table,
-offers each chapter's executed notebook for download (``.ipynb``), and
-fixes four things that otherwise show up as console errors:
+The staged copies also fix what offline pages otherwise log as console errors:
 
-- Sphinx 7.4 sometimes emits the same inline script twice on a page
-  ("... has already been declared"): ``script_files`` is de-duplicated.
 - The widget manager typesets labels with the MathJax 2 API
   (``MathJax.Hub.Queue``): ``offline/mathjax2-shim.js`` maps it to MathJax 3.
 - The search page fetches each hit's page for a summary, which a ``file://``
@@ -21,6 +17,11 @@ fixes four things that otherwise show up as console errors:
   ``_static/offline/html-manager`` (else the URL is relative to the page), and
   since a ``file://`` page has the origin ``"null"``, the copy of
   ``embed-amd.js`` uses ``file://`` in that case.
+
+``book.css`` (reader-facing CSS fixes) is published with them. The other local
+extensions: ``dedupe_scripts`` (repeated inline scripts), ``exec_table`` (readable
+execution table), ``notebook_download`` (.ipynb download), ``execution_cache`` (the
+chapters executed by the tests) and ``claims_page`` (the "Claims and checks" page).
 """
 
 from __future__ import annotations
@@ -28,13 +29,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import posixpath
-
-from docutils import nodes
-from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
-from sphinx.transforms.post_transforms import SphinxPostTransform
 
 #: Files of the npm packages the pages need, relative to ``node_modules``.
 MATHJAX_SKIP = ("tex-chtml-full-speech.js", "tex-chtml-full.js", "tex-chtml.js", "tex-svg.js",
@@ -96,70 +92,7 @@ def stage_assets(app: Sphinx) -> None:
     app.add_css_file("offline/book.css", priority=900)
 
 
-def dedupe_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
-    """html-page-context: drop repeated scripts (same file or same inline body)."""
-    scripts = context.get("script_files")
-    if not isinstance(scripts, list):
-        return
-    seen, unique = set(), []
-    for js in scripts:
-        attrs = getattr(js, "attributes", {}) or {}
-        key = (str(getattr(js, "filename", js) or ""),  # inline scripts: None or ""
-               tuple(sorted((k, str(v)) for k, v in attrs.items())))
-        if key not in seen:
-            seen.add(key)
-            unique.append(js)
-    scripts[:] = unique
-
-
-def notebook_download(app: Sphinx, pagename, templatename, context, doctree) -> None:
-    """html-page-context: offer the executed notebook (.ipynb) of each text notebook page.
-
-    sphinx-book-theme adds an ``.ipynb`` entry to its download menu only when launch
-    buttons are configured; the book has none (it is read offline), so the executed
-    notebook that myst-nb wrote to ``_build/jupyter_execute`` is published here as
-    ``_sources/<page>.ipynb`` and handed to the theme as ``ipynb_source``.
-    """
-    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
-    if context.get("ipynb_source") or not executed.is_file():
-        return
-    target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(executed, target)
-    context["ipynb_source"] = f"{pagename}.ipynb"
-
-
-class ReadableExecTable(SphinxPostTransform):
-    """Make myst-nb's ``{nb-exec-table}`` readable: page titles, and words for the status.
-
-    The table names pages by docname and marks the status with emoji, which print as
-    empty boxes where no emoji font is installed (headless Chromium, the PDF). Runs
-    after myst-nb builds the table (priority 8) and before references resolve (10).
-    """
-
-    default_priority = 9
-    STATUS = {"\u2705": "ok", "\u274c": "failed"}
-
-    def run(self, **kwargs) -> None:
-        for table in self.document.findall(nodes.table):
-            head = [e.astext() for e in next(table.findall(nodes.thead), nodes.thead()).findall(nodes.entry)]
-            if head[:1] != ["Document"] or "Status" not in head:
-                continue
-            for ref in table.findall(pending_xref):
-                target = posixpath.normpath(posixpath.join(posixpath.dirname(self.env.docname),
-                                                           ref["reftarget"]))
-                title = self.env.titles.get(target)
-                if title is not None:
-                    ref.children = [nodes.inline(text=title.astext())]
-            for text in list(table.findall(nodes.Text)):
-                if text.astext() in self.STATUS:
-                    text.parent.replace(text, nodes.Text(self.STATUS[text.astext()]))
-
-
 def setup(app: Sphinx) -> dict:
     app.add_config_value("offline_assets_node_modules", "node_modules", "html")
     app.connect("builder-inited", stage_assets)
-    app.add_post_transform(ReadableExecTable)
-    app.connect("html-page-context", notebook_download, priority=450)  # before the theme's 501
-    app.connect("html-page-context", dedupe_scripts, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -8,7 +8,7 @@
 //   - any request that would leave the machine (it is blocked and reported).
 // Display equations wider than the text column are listed as notes (not failures).
 // Every chapter page (notebooks/) must hold at least one explorer.
-// On pages with an `.ntlib-explorer` (ntlib.explore.figure_slider) it moves the slider
+// On pages with an `.ntlib-explorer` (ntlib.book.figure_slider) it moves the slider
 // through every position and asserts that the visible picture changes each time.
 //
 // Usage: node tests/browser/check_pages.mjs [_build/html] [page.html ...]
@@ -21,7 +21,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { LOCAL, htmlPages, inspectPage, launch, mathProblems, readingOrder, redirectTarget,
-         settle } from "./pages.mjs";
+         settle } from "../../tools/pages.mjs";
 
 const root = resolve(process.argv[2] ?? "_build/html");
 const only = process.argv.slice(3);
@@ -106,7 +106,7 @@ async function checkPage(context, file) {
   if (st.explorers) explorers = await checkExplorers(page, problems);
   // Convention: every chapter has at least one slider explorer.
   const chapter = relative(root, file).split(sep)[0] === "notebooks";
-  if (chapter && !st.explorers) problems.push("chapter without an explorer (ntlib.explore.figure_slider)");
+  if (chapter && !st.explorers) problems.push("chapter without an explorer (ntlib.book.figure_slider)");
   // The search page: a query for a word of the book finds pages, without errors.
   if (file.endsWith(`${sep}search.html`) && dirname(file) === root) {
     await page.goto(`${pathToFileURL(file).href}?q=entropic`, { waitUntil: "load", timeout });

@@ -6,7 +6,7 @@
 // rendered (no raw TeX, no MathJax error) and make no request off the machine,
 // else nothing is written and the exit status is 1.
 //
-// Usage: node tests/browser/print_pdf.mjs [_build/html] [_build/pdf/book.pdf]
+// Usage: node tools/print_pdf.mjs [_build/html] [_build/pdf/book.pdf]
 // Env:   CHROMIUM (default /usr/bin/chromium)
 
 import { mkdirSync, writeFileSync } from "node:fs";

@@ -5,6 +5,9 @@ balance, ...) and :func:`figure_slider` shows them as a stack of PNG images
 whose visible member is linked, *in the browser*, to a slider
 (``ipywidgets.jslink``). The link needs no kernel, so the control works in the
 built HTML book; in a live Jupyter session the same cell gives the same slider.
+
+Part of the chapter kit (:mod:`ntlib.book`): needs ``ipywidgets`` and ``matplotlib``
+(the ``book`` extra).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from ntlib.explore import figure_slider
+from ntlib.book import figure_slider
 
 
 def make(v):
