@@ -11,14 +11,16 @@ import pytest
 import torch
 
 from ntlib.book import claims
-from ntlib.book.claims import claim, claim_count, margin, open_ledger, read_ledger
+from ntlib.book import ledger as ledger_module
+from ntlib.book.claims import claim, claim_count, margin
+from ntlib.book.ledger import open_ledger, read_ledger
 
 
 @pytest.fixture
 def ledger(tmp_path):
     path = open_ledger("ch9", directory=tmp_path, seed=4, scale="ci", device="cpu")
     yield path
-    claims._LEDGER = None
+    ledger_module.close()
 
 
 def records(path):
@@ -130,7 +132,7 @@ def test_count_claim_inputs(ledger):
 
 
 def test_claim_without_an_open_ledger():
-    claims._LEDGER = None
+    ledger_module.close()
     with pytest.raises(RuntimeError, match=r"call ntlib.book.setup\('ch3'\) first"):
         claim("ch3.x", 1.0, lo=0, why="w", statement="s")
 
@@ -160,15 +162,15 @@ def test_read_ledger_rejects_other_json(tmp_path):
 
 def test_ledger_dir_prefers_the_environment_then_the_book_root(tmp_path, monkeypatch):
     monkeypatch.setenv("NTLIB_CLAIMS_DIR", str(tmp_path / "x"))
-    assert claims.ledger_dir() == tmp_path / "x"
+    assert ledger_module.ledger_dir() == tmp_path / "x"
     monkeypatch.delenv("NTLIB_CLAIMS_DIR")
     (tmp_path / "book" / "notebooks").mkdir(parents=True)
     (tmp_path / "book" / "_toc.yml").write_text("root: intro\n")
     monkeypatch.chdir(tmp_path / "book" / "notebooks")
-    assert claims.ledger_dir() == (tmp_path / "book" / "_build" / "claims").resolve()
+    assert ledger_module.ledger_dir() == (tmp_path / "book" / "_build" / "claims").resolve()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert claims.ledger_dir() == tmp_path / "cache" / "ntlib" / "claims"
+    assert ledger_module.ledger_dir() == tmp_path / "cache" / "ntlib" / "claims"
 
 
 def test_no_glue_outside_a_kernel(ledger, monkeypatch):

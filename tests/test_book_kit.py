@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ntlib import book
-from ntlib.book import claims, data, streams, terminal
+from ntlib.book import data, ledger, streams, terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def ledger_env(tmp_path, monkeypatch):
     monkeypatch.setenv("NTLIB_CLAIMS_DIR", str(tmp_path))
     yield tmp_path
-    claims._LEDGER = None
+    ledger.close()
 
 
 def test_setup_configures_styles_opens_the_ledger_and_prints_one_line(ledger_env, monkeypatch, capsys):
@@ -34,10 +34,10 @@ def test_setup_configures_styles_opens_the_ledger_and_prints_one_line(ledger_env
     assert capsys.readouterr().out == f"ch7: seed 3, scale {cfg.scale}, device {cfg.device}\n"
     assert cfg.seed == 3 and torch.get_default_dtype() == torch.float64
     assert plt.rcParams["lines.linewidth"] == 2 and plt.rcParams["axes.grid"]
-    doc = claims.read_ledger(ledger_env / "ch7.json")
+    doc = ledger.read_ledger(ledger_env / "ch7.json")
     assert (doc["chapter"], doc["seed"], doc["claims"]) == ("ch7", 3, [])
     book.claim("ch7.x", 1.0, lo=0, why="w", statement="s")
-    assert claims.read_ledger(ledger_env / "ch7.json")["claims"][0]["seed"] == 3
+    assert ledger.read_ledger(ledger_env / "ch7.json")["claims"][0]["seed"] == 3
 
 
 def test_setup_checks_the_chapter_name(ledger_env):

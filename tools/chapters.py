@@ -5,7 +5,7 @@ A run executes the chapter's MyST notebook with nbclient (as the book build does
 the chapter's folder), with ``NTLIB_SEED``, ``NTLIB_SCALE``, one CPU thread and its own
 claims ledger folder, and returns a plain dict (picklable, JSON-ready): whether every
 cell ran, the first failing cell (numbered as nbval does: code cells from 0) with its
-error line, the run time, and the chapter's ledger (:mod:`ntlib.book.claims`).
+error line, the run time, and the chapter's ledger (:mod:`ntlib.book.ledger`).
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def run_chapter(notebook: str, seed: int, scale: str, ledger_dir: str, timeout: 
     chapter = chapter_id(path)
     file = Path(ledger_dir) / f"{chapter}.json"
     if file.is_file():
-        from ntlib.book.claims import read_ledger
+        from ntlib.book.ledger import read_ledger
 
         ledger = read_ledger(file)
     return {"notebook": _rel(path), "chapter": chapter, "seed": seed, "scale": scale,

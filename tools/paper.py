@@ -55,7 +55,7 @@ def record(notebooks: list[Path], *, seed: int = 0, out: Path = DEFAULT_OUT, job
         doc["chapters"][r["chapter"]] = {"notebook": r["notebook"], "seconds": r["seconds"], "ok": r["ok"],
                                          "cell": r["cell"], "error": r["error"], "seed": r["seed"], **meta}
     doc["chapters"] = dict(sorted(doc["chapters"].items(), key=lambda kv: int(kv[0][2:])))
-    from ntlib.book.claims import write_json
+    from ntlib.book.ledger import write_json
 
     write_json(out, doc)
     log(f"paper: wrote {ch._rel(out)}")

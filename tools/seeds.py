@@ -180,7 +180,7 @@ def sweep(seeds: list[int], notebooks: list[Path], *, engine: str = "joblib", jo
             "machine": ch.machine(), "engine": engine, "jobs": n_parallel, "wall_seconds": round(wall, 1)}
     previous = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
     doc = merge(previous, chapters, claims, meta)
-    from ntlib.book.claims import write_json
+    from ntlib.book.ledger import write_json
 
     write_json(out, doc)
     for name, c in chapters.items():

@@ -10,7 +10,8 @@ which seeds everything, sets float64 and the thread count (:func:`ntlib.config.s
 applies the plot style, opens the chapter's claims ledger and prints one line. Then:
 
 - :func:`~ntlib.book.claims.claim`, :func:`~ntlib.book.claims.claim_count` state each result with its bound and reason
-  (:mod:`ntlib.book.claims`, the ledger behind the "Claims and checks" page);
+  (:mod:`ntlib.book.claims`; the files behind the "Claims and checks" page are :mod:`ntlib.book.ledger`),
+  and :func:`~ntlib.book.claims.glue` glues any other number the prose quotes;
 - :func:`~ntlib.book.streams.stream` (:func:`~ntlib.book.streams.rng`) give a named random stream instead of ``cfg.seed + 7``
   (:mod:`ntlib.book.streams`);
 - :func:`~ntlib.book.explore.figure_slider`, :func:`~ntlib.book.explore.png_bytes` make kernel-free explorers
@@ -30,13 +31,14 @@ from typing import Any
 
 from ..config import Config
 from ..config import setup as _config_setup
-from . import claims, data, streams, terminal
-from .claims import claim, claim_count, ledger_dir
+from . import claims, data, ledger, streams, terminal
+from .claims import claim, claim_count, glue
+from .ledger import ledger_dir
 from .terminal import progress, track
 from .streams import rng, seed_of, stream
 
-__all__ = ["setup", "claim", "claim_count", "ledger_dir", "stream", "rng", "seed_of",
-           "progress", "track", "figure_slider", "png_bytes", "claims", "data", "streams",
+__all__ = ["setup", "claim", "claim_count", "glue", "ledger_dir", "stream", "rng", "seed_of",
+           "progress", "track", "figure_slider", "png_bytes", "claims", "data", "ledger", "streams",
            "terminal"]
 
 
@@ -71,7 +73,7 @@ def setup(chapter: str, *, quiet: bool = False) -> Config:
     from .style import apply_style
 
     apply_style()
-    claims.open_ledger(chapter, seed=cfg.seed, scale=cfg.scale, device=str(cfg.device))
+    ledger.open_ledger(chapter, seed=cfg.seed, scale=cfg.scale, device=str(cfg.device))
     if not quiet:
         print(f"{chapter}: seed {cfg.seed}, scale {cfg.scale}, device {cfg.device}")
     return cfg

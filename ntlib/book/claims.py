@@ -6,7 +6,7 @@ A chapter states each of its results through :func:`claim` (a number inside a bo
 1. checks the inputs (id ``chN.kebab-name``, unique in the chapter run, a finite value,
    ``lo <= hi``, a non-empty reason ``why``);
 2. records chapter, id, statement, bound(s), why, this run's value, pass/fail, margin,
-   seed and scale in the chapter's ledger file (:func:`ledger_dir` ``/chN.json``), written
+   seed and scale in the chapter's ledger file (:mod:`ntlib.book.ledger`), written
    atomically, *before* it fails;
 3. glues the value under its id (myst-nb ``glue``, ``display=False``), so that the prose
    quotes this run's number with the ``glue:text`` role (``ch1.flow-slope:.2f``) and the
@@ -18,37 +18,20 @@ Bounds are closed: a claim passes when ``lo <= value <= hi``; either bound may b
 (one-sided claim). The *margin* is the signed distance to the nearest bound (positive
 inside, negative outside), and the relative margin is that distance divided by the
 magnitude of that bound (``None`` for a bound at zero): see :func:`margin`.
-
-Ledger file (``<ledger dir>/<chapter>.json``, one per chapter run, rewritten whole on
-every claim)::
-
-    {"format": "ntlib-claims/1", "chapter": "ch1", "seed": 0, "scale": "ci",
-     "device": "cpu", "started": "...", "updated": "...",
-     "claims": [{"id": "ch1.flow-slope", "chapter": "ch1", "kind": "value",
-                 "statement": "...", "why": "...", "value": 1.99, "lo": 1.85,
-                 "hi": 2.15, "n": null, "passed": true, "margin": 0.14,
-                 "rel_margin": 0.07, "seed": 0, "scale": "ci"}, ...]}
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import math
 import operator
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-#: Ledger file format written by this module.
-FORMAT = "ntlib-claims/1"
-#: Environment variable naming the ledger directory.
-ENV = "NTLIB_CLAIMS_DIR"
+from . import ledger as _ledger
+from .ledger import Ledger
 
-_CHAPTER = re.compile(r"ch[0-9]+")
 _ID = re.compile(r"(ch[0-9]+)\.([a-z0-9]+(?:-[a-z0-9]+)*)")
 
 
@@ -103,98 +86,6 @@ def margin(value: float, lo: float | None = None, hi: float | None = None) -> Ma
     return Margin(absolute, None if bound == 0 else absolute / abs(bound))
 
 
-def ledger_dir() -> Path:
-    """The directory the ledger files are written to.
-
-    ``$NTLIB_CLAIMS_DIR`` when set; else ``_build/claims`` in the book's root (the
-    nearest folder above the working directory that holds ``_toc.yml``: so ``make
-    test``, ``make book`` and a Jupyter session opened on the repository agree); else
-    ``$XDG_CACHE_HOME/ntlib/claims`` (``~/.cache/ntlib/claims``) for a chapter
-    downloaded and run elsewhere.
-
-    Example
-    -------
-    >>> isinstance(ledger_dir(), Path)
-    True
-    """
-    env = os.environ.get(ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_toc.yml").is_file():
-            return folder / "_build" / "claims"
-    cache = os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache"
-    return Path(cache) / "ntlib" / "claims"
-
-
-class _Ledger:
-    """The open ledger of one chapter run (module state: see :func:`open_ledger`)."""
-
-    def __init__(self, chapter: str, path: Path, seed: int, scale: str, device: str):
-        self.chapter, self.path, self.seed, self.scale, self.device = chapter, path, seed, scale, device
-        self.started = _now()
-        self.records: list[dict[str, Any]] = []
-        self.sites: dict[str, tuple[object, object]] = {}
-
-    def document(self) -> dict[str, Any]:
-        return {"format": FORMAT, "chapter": self.chapter, "seed": self.seed, "scale": self.scale,
-                "device": self.device, "started": self.started, "updated": _now(),
-                "claims": self.records}
-
-    def write(self) -> None:
-        write_json(self.path, self.document())
-
-
-_LEDGER: _Ledger | None = None
-
-
-def open_ledger(chapter: str, *, directory: str | os.PathLike | None = None,
-                seed: int | None = None, scale: str | None = None, device: str | None = None) -> Path:
-    """Start the ledger of a chapter run: an empty ``<directory>/<chapter>.json``.
-
-    :func:`ntlib.book.setup` calls it; call it directly only outside a chapter (tests).
-    Opening again (re-running a chapter's first cell) starts a new run.
-
-    Parameters
-    ----------
-    chapter
-        ``"ch1"``, ``"ch2"``, ...
-    directory
-        Where to write; default :func:`ledger_dir`.
-    seed, scale, device
-        Recorded with every claim; default: the current :func:`ntlib.config.get_config`.
-
-    Returns
-    -------
-    pathlib.Path
-        The ledger file.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> path = open_ledger("ch0", directory=tempfile.mkdtemp())
-    >>> path.name, read_ledger(path)["claims"]
-    ('ch0.json', [])
-    """
-    global _LEDGER
-    if not isinstance(chapter, str) or not _CHAPTER.fullmatch(chapter):
-        raise ValueError(f"chapter must look like 'ch1', got {chapter!r}")
-    if seed is None or scale is None or device is None:
-        from ..config import get_config
-
-        cfg = get_config()
-        seed = cfg.seed if seed is None else seed
-        scale = cfg.scale if scale is None else scale
-        device = str(cfg.device) if device is None else device
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    folder = Path(directory).expanduser() if directory is not None else ledger_dir()
-    _LEDGER = _Ledger(chapter, folder / f"{chapter}.json", seed, str(scale), str(device))
-    _LEDGER.write()
-    return _LEDGER.path
-
-
 def claim(id: str, value: float, *, lo: float | None = None, hi: float | None = None,
           why: str, statement: str) -> None:
     """State a result: ``lo <= value <= hi``, recorded in the ledger, glued, asserted.
@@ -228,6 +119,7 @@ def claim(id: str, value: float, *, lo: float | None = None, hi: float | None = 
     Example
     -------
     >>> import tempfile
+    >>> from ntlib.book.ledger import open_ledger
     >>> _ = open_ledger("ch0", directory=tempfile.mkdtemp())
     >>> claim("ch0.slope", 2.01, lo=1.85, hi=2.15, why="second order: slope 2",
     ...       statement="the error is second order")
@@ -270,6 +162,7 @@ def claim_count(id: str, hits: int | Sequence[bool] | Any, n: int | None = None,
     Example
     -------
     >>> import tempfile
+    >>> from ntlib.book.ledger import open_ledger
     >>> _ = open_ledger("ch0", directory=tempfile.mkdtemp())
     >>> claim_count("ch0.balanced-runs", [True, True, False, True], lo=3,
     ...             why="each run fails with probability < 5 %", statement="most runs balance")
@@ -301,54 +194,10 @@ def claim_count(id: str, hits: int | Sequence[bool] | Any, n: int | None = None,
     _state(ledger, id, float(k), lo_f, hi_f, n, "count", why, statement)
 
 
-def read_ledger(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a ledger file (or ``<dir>/<chapter>.json`` given the directory and a chapter file).
-
-    Example
-    -------
-    >>> import tempfile
-    >>> path = open_ledger("ch0", directory=tempfile.mkdtemp(), seed=3, scale="ci", device="cpu")
-    >>> read_ledger(path)["seed"]
-    3
-    """
-    doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a claims ledger (format {doc.get('format')!r}, expected {FORMAT!r})")
-    return doc
-
-
-def write_json(path: str | os.PathLike, doc: Any) -> None:
-    """Write ``doc`` as JSON atomically: a temporary file in the same folder, then a rename.
-
-    A reader never sees a half-written file, and a crash leaves the previous version.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> p = Path(tempfile.mkdtemp()) / "a" / "b.json"
-    >>> write_json(p, {"x": 1}); json.loads(p.read_text())
-    {'x': 1}
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # -- internals ------------------------------------------------------------------------
 
 
-def _state(ledger: _Ledger, id: str, v: float, lo: float | None, hi: float | None, n: int | None,
+def _state(ledger: Ledger, id: str, v: float, lo: float | None, hi: float | None, n: int | None,
            kind: str, why: str, statement: str) -> None:
     finite = math.isfinite(v)
     passed = finite and (lo is None or v >= lo) and (hi is None or v <= hi)
@@ -367,7 +216,7 @@ def _state(ledger: _Ledger, id: str, v: float, lo: float | None, hi: float | Non
                              f"(margin {m.absolute:.3g}). Why this bound: {why.strip()}")
 
 
-def _register(ledger: _Ledger, id: str, record: dict[str, Any]) -> None:
+def _register(ledger: Ledger, id: str, record: dict[str, Any]) -> None:
     """Add a record; the same id twice in one run is an error, except a re-executed cell."""
     site, run = _call_site()
     if id in ledger.sites:
@@ -415,30 +264,49 @@ class _ClaimValue(float):
         return {"text/plain": repr(float(self)), "application/vnd.ntlib.claim+json": self.record}
 
 
-def _glue(id: str, v: float, record: dict[str, Any]) -> None:
-    """Glue the value under the claim's id (only in a kernel with myst-nb installed)."""
+def glue(name: str, value: Any) -> None:
+    """Glue a number (or text) for the prose, as myst-nb's ``glue`` with ``display=False``.
+
+    Numbers are glued as plain Python floats (numpy or torch scalars break the text
+    role); outside a kernel with myst-nb installed it does nothing, so a chapter runs in
+    any Jupyter. Prose quotes it with ``{glue:text}`name:.3f```.
+
+    Example
+    -------
+    >>> glue("ch0-example", 0.5)  # no kernel here: nothing to do
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
     if _ipython() is None:
         return
     try:
-        from myst_nb import glue
+        from myst_nb import glue as _nb_glue
     except ImportError:
         return
+    if not isinstance(value, (str, _ClaimValue)):
+        value = _real("value", _scalar("value", value))
+    _nb_glue(name, value, display=False)
+
+
+def _glue(id: str, v: float, record: dict[str, Any]) -> None:
+    """Glue a claim's value under its id, carrying the whole record (for the claims page)."""
     value = _ClaimValue(v)
     value.record = record
-    glue(id, value, display=False)
+    glue(id, value)
 
 
-def _open_for(id: str) -> _Ledger:
+def _open_for(id: str) -> Ledger:
     if not isinstance(id, str):
         raise TypeError(f"id must be a string like 'ch1.flow-slope', got {type(id).__name__}")
     m = _ID.fullmatch(id)
     if m is None:
         raise ValueError(f"id must look like 'ch1.kebab-name' (lower case, digits, hyphens), got {id!r}")
-    if _LEDGER is None:
+    ledger = _ledger.current()
+    if ledger is None:
         raise RuntimeError(f"no open ledger for claim {id}: call ntlib.book.setup({m.group(1)!r}) first")
-    if m.group(1) != _LEDGER.chapter:
-        raise ValueError(f"claim {id} does not belong to the open chapter {_LEDGER.chapter!r}")
-    return _LEDGER
+    if m.group(1) != ledger.chapter:
+        raise ValueError(f"claim {id} does not belong to the open chapter {ledger.chapter!r}")
+    return ledger
 
 
 def _text(name: str, s: object) -> None:
@@ -505,5 +373,3 @@ def _bound_text(lo: float | None, hi: float | None) -> str:
     return f">= {lo:.6g}" if lo is not None else f"<= {hi:.6g}"
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
