@@ -15,6 +15,10 @@ export PYTHONHASHSEED ?= 0
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
+# A Jupyter server sets JPY_SESSION_NAME for its kernels, and ntlib.book.progress then draws in
+# the running cell (ntlib/book/terminal.py): never for the chapters that make runs (nbval, the
+# book build, the sweeps), not even when make is started from a cell or a Lab terminal.
+unexport JPY_SESSION_NAME
 
 # Parallel test workers (pytest-xdist, one chapter per worker): `make test TEST_JOBS=1` for one process.
 TEST_JOBS ?= 2
