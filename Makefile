@@ -29,7 +29,7 @@ CHAPTERS ?=
 ENGINE ?= joblib
 JOBS ?=
 
-.PHONY: book test install clean bench assets browser-check pdf chromium seeds paper lab
+.PHONY: book test install clean bench assets browser-check pdf chromium seeds paper lab lab-check
 
 install: $(STAMP)
 
@@ -103,6 +103,11 @@ $(LAB_SETTINGS): tools/lab/overrides.json $(STAMP)
 lab: $(STAMP) $(LAB_SETTINGS)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
 	  $(ALLOW_ROOT) $(LAB_ARGS)
+
+# Chapter 1 in JupyterLab in headless Chromium: opened from the file browser as a notebook, Run
+# All, no error output, the explorer live (tests/browser/lab_check.sh starts and stops the server).
+lab-check: $(STAMP) $(LAB_SETTINGS) $(NODE_STAMP) chromium
+	CHROMIUM=$(CHROMIUM) VENV=$(VENV) tests/browser/lab_check.sh notebooks/01_entropic_loss.md
 
 # speed side by side with the alternatives (pyhessian, curvlinops, scipy eigsh, Python loops);
 # writes book/performance_table.md, included by the book's Performance page. BENCH_ARGS=--quick:
