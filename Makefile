@@ -15,6 +15,10 @@ export PYTHONHASHSEED ?= 0
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
+# A Jupyter server sets JPY_SESSION_NAME for its kernels, and ntlib.book.progress then draws in
+# the running cell (ntlib/book/terminal.py): never for the chapters that make runs (nbval, the
+# book build, the sweeps), not even when make is started from a cell or a Lab terminal.
+unexport JPY_SESSION_NAME
 
 # Parallel test workers (pytest-xdist, one chapter per worker): `make test TEST_JOBS=1` for one process.
 TEST_JOBS ?= 2
@@ -25,7 +29,7 @@ CHAPTERS ?=
 ENGINE ?= joblib
 JOBS ?=
 
-.PHONY: book test install clean bench assets browser-check pdf chromium seeds paper
+.PHONY: book test install clean bench assets browser-check pdf chromium seeds paper lab lab-check
 
 install: $(STAMP)
 
@@ -34,7 +38,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements-lock.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --no-compile -r requirements-lock.txt -e . 2>&1 | grep -v "^WARNING: Location" || true
-	@$(PY) -c "import ntlib, torch, jupyter_book, submitit, xdist" || { echo "install failed"; exit 1; }
+	@$(PY) -c "import ntlib, torch, jupyter_book, submitit, xdist, jupyterlab, jupytext" || { echo "install failed"; exit 1; }
 	@touch $(STAMP)
 
 # Offline assets of the HTML pages (MathJax 3, require.js, ipywidgets manager) and the
@@ -83,6 +87,27 @@ browser-check: $(NODE_STAMP) chromium
 pdf: $(NODE_STAMP) chromium
 	@test -f _build/html/index.html || $(MAKE) book
 	CHROMIUM=$(CHROMIUM) node tools/print_pdf.mjs _build/html _build/pdf/book.pdf
+
+# The chapters in JupyterLab, with this .venv's kernel (ntlib installed): the file browser opens
+# on notebooks/, and a chapter's .md opens as a notebook with a double click (its default viewer;
+# autosave off, so running a chapter never rewrites it: tools/lab/overrides.json, installed into
+# the venv's Lab settings). LAB_ARGS passes options, e.g. LAB_ARGS="--no-browser --port 8890".
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/ntbook.json
+LAB_ARGS ?=
+# root (a container, CI) needs --allow-root; nobody else gets it
+ALLOW_ROOT = $(if $(filter 0,$(shell id -u)),--allow-root)
+
+$(LAB_SETTINGS): tools/lab/overrides.json $(STAMP)
+	@mkdir -p $(dir $@) && cp $< $@
+
+lab: $(STAMP) $(LAB_SETTINGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
+	  $(ALLOW_ROOT) $(LAB_ARGS)
+
+# Chapter 1 in JupyterLab in headless Chromium: opened from the file browser as a notebook, Run
+# All, no error output, the explorer live (tests/browser/lab_check.sh starts and stops the server).
+lab-check: $(STAMP) $(LAB_SETTINGS) $(NODE_STAMP) chromium
+	CHROMIUM=$(CHROMIUM) VENV=$(VENV) tests/browser/lab_check.sh notebooks/01_entropic_loss.md
 
 # speed side by side with the alternatives (pyhessian, curvlinops, scipy eigsh, Python loops);
 # writes book/performance_table.md, included by the book's Performance page. BENCH_ARGS=--quick:

@@ -9,8 +9,9 @@ import { dirname, join, resolve } from "node:path";
 export const LOCAL = /^(file|data|blob|about):/;
 
 // Headless Chromium from CHROMIUM (default: Debian's /usr/bin/chromium), with every
-// request that would leave the machine blocked and recorded in `external`.
-export async function launch(viewport = { width: 1280, height: 900 }) {
+// request that would leave the machine blocked and recorded in `external`. `allow`: URL
+// prefixes that may be requested too (a local server, e.g. "http://127.0.0.1:8888/").
+export async function launch(viewport = { width: 1280, height: 900 }, { allow = [] } = {}) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -22,7 +23,7 @@ export async function launch(viewport = { width: 1280, height: 900 }) {
   const external = [];
   await context.route("**/*", (route) => {
     const u = route.request().url();
-    if (LOCAL.test(u)) return route.continue();
+    if (LOCAL.test(u) || allow.some((prefix) => u.startsWith(prefix))) return route.continue();
     external.push(u);
     return route.abort("blockedbyclient");
   });

@@ -1,4 +1,4 @@
-"""Progress of long runs, shown in the terminal that launched the kernel, never in the page.
+"""Progress of long runs: in the terminal, and in the running cell in JupyterLab; never in the page.
 
 Paper-scale runs take minutes. :func:`progress` returns a callable ``f(step)`` that any
 training loop with a per-step hook can call (``Callable[[int], None]``), and :func:`track`
@@ -7,11 +7,17 @@ wraps an iterable. Both write to the kernel process's *original* standard error:
 - in a Jupyter kernel, ``sys.stderr`` and even file descriptor 2 are captured and sent to
   the notebook (ipykernel forwards fd-level output too), so the display writes to the
   descriptor ipykernel saved before capturing (``sys.stderr._original_stdstream_copy``):
-  the terminal of ``jupyter lab``, of ``jupyter-book build``, or of ``make test`` (the
-  book's ``conftest.py`` gives nbval's kernels the real terminal);
+  the terminal of ``jupyter lab`` (``make lab``), of ``jupyter-book build``, or of ``make
+  test`` (the book's ``conftest.py`` gives nbval's kernels the real terminal);
 - in a plain Python process, ``sys.__stderr__``.
 
-Nothing reaches a cell's outputs, hence nothing reaches the built page.
+In an interactive session, a kernel started by a Jupyter server (JupyterLab, ``make lab``,
+or Notebook 7: the server sets ``JPY_SESSION_NAME`` in the kernel's environment, see
+:func:`interactive_kernel`), the same line also shows in the running cell's output, as one
+text line redrawn in place (a display with an id, at most every 0.5 s) that ends on the
+last line (``train: 1000/1000 (100%) 3m12s``). The book build (myst-nb) and nbval start
+their kernels without a server, so nothing reaches a built page's cells; ``make`` unexports
+``JPY_SESSION_NAME`` so that a build started from a Lab terminal or a cell stays so.
 
 When it shows: ``NTLIB_PROGRESS=1`` always, ``NTLIB_PROGRESS=0`` never; unset (or
 ``auto``) only at paper scale (``NTLIB_SCALE=paper``), so ci-scale runs stay silent.
@@ -31,6 +37,10 @@ T = TypeVar("T")
 
 #: The environment variable that shows (``1``) or hides (``0``) progress; ``auto`` (default) shows it at paper scale.
 ENV = "NTLIB_PROGRESS"
+#: Set by a Jupyter server in the environment of the kernels it starts (the notebook's path).
+SERVER_ENV = "JPY_SESSION_NAME"
+#: Seconds between redraws of the line in a cell.
+CELL_INTERVAL = 0.5
 
 _TERMINAL: TextIO | None = None
 
@@ -79,6 +89,61 @@ def terminal_stream() -> TextIO | None:
     return _TERMINAL
 
 
+def interactive_kernel() -> bool:
+    """Whether this process is a kernel that a Jupyter server started: a person watches its cells.
+
+    True in a kernel of JupyterLab or Notebook 7 (``JPY_SESSION_NAME`` set, an IPython kernel
+    running); false in a plain Python process, and in the kernels of the book build and
+    nbval, which no server starts.
+
+    Example
+    -------
+    >>> interactive_kernel()   # a doctest runs in no kernel
+    False
+    """
+    if not os.environ.get(SERVER_ENV, "").strip():
+        return False
+    return _kernel_shell() is not None
+
+
+def _kernel_shell():
+    """The running IPython kernel's shell, or ``None`` (not in a kernel)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return None
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # pragma: no cover - a broken IPython: no kernel to draw in
+        return None
+    return shell if getattr(shell, "kernel", None) is not None else None
+
+
+class CellLine:
+    """One text line in the running cell's output, redrawn in place (a display with an id)."""
+
+    def __init__(self):
+        self.handle = None
+        self.dead = False
+
+    def draw(self, text: str) -> None:
+        """Show ``text``: a new display the first time, an update of it afterwards."""
+        if self.dead:
+            return
+        if _kernel_shell() is None:  # outside a kernel IPython would print the bundle
+            self.dead = True
+            return
+        try:
+            from IPython.display import display
+
+            bundle = {"text/plain": text}
+            if self.handle is None:
+                self.handle = display(bundle, raw=True, display_id=True)
+            else:
+                self.handle.update(bundle, raw=True)
+        except Exception:  # no kernel to draw in any more: the terminal still has the line
+            self.dead = True
+
+
 class Progress:
     """A progress line for a loop of ``total`` steps; call it with the steps done so far.
 
@@ -86,14 +151,16 @@ class Progress:
     """
 
     def __init__(self, total: int, desc: str, *, enabled: bool, out: TextIO | None,
-                 interval: float | None):
+                 interval: float | None, cell: bool = False):
         self.total, self.desc = total, desc
         self.out = out if enabled else None
+        self.cell = CellLine() if enabled and cell else None
         tty = bool(self.out is not None and _isatty(self.out))
         self.tty = tty
         self.interval = interval if interval is not None else (0.5 if tty else 15.0)
+        self.cell_interval = interval if interval is not None else CELL_INTERVAL
         self.start = time.monotonic()
-        self.last = -float("inf")
+        self.last = self.cell_last = -float("inf")
         self.done = 0
         self.closed = False
 
@@ -106,15 +173,18 @@ class Progress:
         except (TypeError, ValueError):
             raise TypeError(f"step must be an int, got {type(step).__name__}") from None
         self.done = max(self.done, step)
-        if self.out is None or self.closed:
+        if (self.out is None and self.cell is None) or self.closed:
             return
         if self.done >= self.total:
             self.close()  # the last line, once
             return
         now = time.monotonic()
-        if now - self.last >= self.interval:
+        if self.out is not None and now - self.last >= self.interval:
             self.last = now
             self._draw(final=False)
+        if self.cell is not None and now - self.cell_last >= self.cell_interval:
+            self.cell_last = now
+            self.cell.draw(self.line())
 
     def close(self) -> None:
         """Write the last line (once) and end it with a newline."""
@@ -123,6 +193,8 @@ class Progress:
         self.closed = True
         if self.out is not None:
             self._draw(final=True)
+        if self.cell is not None:
+            self.cell.draw(self.line())
 
     def __enter__(self) -> "Progress":
         return self
@@ -151,8 +223,9 @@ class Progress:
 
 
 def progress(total: int, desc: str = "run", *, enabled: bool | None = None,
-             out: TextIO | None = None, interval: float | None = None) -> Progress:
-    """A per-step progress hook for a run of ``total`` steps, shown in the terminal.
+             out: TextIO | None = None, interval: float | None = None,
+             cell: bool | None = None) -> Progress:
+    """A per-step progress hook for a run of ``total`` steps, shown in the terminal (and in Lab).
 
     Parameters
     ----------
@@ -166,7 +239,10 @@ def progress(total: int, desc: str = "run", *, enabled: bool | None = None,
     out
         Where to write; default :func:`terminal_stream` (never a cell's output).
     interval
-        Seconds between redraws; default 0.5 on a terminal, 15 otherwise.
+        Seconds between redraws; default 0.5 on a terminal and in a cell, 15 otherwise.
+    cell
+        Also show the line in the running cell's output (when shown at all); default
+        :func:`interactive_kernel` (JupyterLab, Notebook 7; never the book build or nbval).
 
     Returns
     -------
@@ -192,12 +268,14 @@ def progress(total: int, desc: str = "run", *, enabled: bool | None = None,
     if interval is not None and not interval >= 0:
         raise ValueError(f"interval must be >= 0 seconds, got {interval!r}")
     show = enabled_by_default() if enabled is None else bool(enabled)
+    in_cell = show and (interactive_kernel() if cell is None else bool(cell))
     return Progress(total, desc, enabled=show, out=out if out is not None else (terminal_stream() if show else None),
-                    interval=interval)
+                    interval=interval, cell=in_cell)
 
 
 def track(iterable: Iterable[T], desc: str = "run", *, total: int | None = None,
-          enabled: bool | None = None, out: TextIO | None = None) -> Iterator[T]:
+          enabled: bool | None = None, out: TextIO | None = None,
+          cell: bool | None = None) -> Iterator[T]:
     """Iterate over ``iterable`` with a :func:`progress` line (``total`` from ``len`` if absent).
 
     Example
@@ -213,7 +291,7 @@ def track(iterable: Iterable[T], desc: str = "run", *, total: int | None = None,
             total = len(iterable)  # type: ignore[arg-type]
         except TypeError:
             raise TypeError("total is required for an iterable without len()") from None
-    bar = progress(total, desc, enabled=enabled, out=out)
+    bar = progress(total, desc, enabled=enabled, out=out, cell=cell)
     with bar:
         for i, item in enumerate(iterable, 1):
             yield item
