@@ -205,7 +205,7 @@ def alignment_matrix(reps_a: Sequence[torch.Tensor], reps_b: Sequence[torch.Tens
     reps_a, reps_b
         Non-empty sequences of representations of the same ``n`` samples, each
         (..., n, p_i) with its own feature count (e.g. the output of
-        :func:`ntlib.linear.hidden`, each (runs, n, width)).
+        :func:`ntlib.linear.model.hidden`, each (runs, n, width)).
     metric
         ``"cka"`` (:func:`linear_cka`), ``"knn"`` (:func:`mutual_knn`),
         ``"gram"`` (:func:`gram_distance`) or a callable of two representations.

@@ -6,7 +6,7 @@ leading dimension of size ``runs`` and one step updates all runs together.
 Because the runs share no parameters, the gradient of the *summed* loss is the
 stack of the per-run gradients.
 
-:func:`train` is the loop shared by :func:`ntlib.linear.train` and
+:func:`train` is the loop shared by :func:`ntlib.linear.training.train` and
 :func:`ntlib.mlp.train`: learning-rate schedule (possibly one learning rate
 per run), plain SGD or Adam updates, divergence detection and recording.
 """

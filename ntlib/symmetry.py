@@ -294,7 +294,7 @@ def layer_pair_balance(weights: Sequence[torch.Tensor], i: int, t: Teacher, *, b
     """The two sides of matrix balance for the pair ``(W_i, W_{i+1})`` of a deep linear net, in one call.
 
     ``(W_i E[G^T G] W_i^T, W_{i+1}^T E[G G^T] W_{i+1})`` with the exact Gaussian
-    moments of :func:`ntlib.linear.pair_moments` for minibatches of
+    moments of :func:`ntlib.linear.moments.pair_moments` for minibatches of
     ``batch_size`` from the teacher ``t`` (``thm-matrix-balance``). Compare them
     with :func:`matrix_balance_error`.
 

@@ -87,7 +87,7 @@ def entropic_sharpness(t: Teacher) -> float:
     """Sharpness of the entropic minimum of ``f = U W x`` (Chapter 4, ``thm-entropic-sharpness``).
 
     The top eigenvalue of ``2 (U U^T (x) Sigma_x + I (x) Sigma_x^{1/2} W^T W Sigma_x^{1/2})``
-    (:func:`ntlib.linear.gauss_newton_matrix` for two layers), with
+    (:func:`ntlib.linear.curvature.gauss_newton_matrix` for two layers), with
     ``W^T W`` and ``U U^T`` from :func:`two_layer_entropic_solution`; for
     ``Sigma_x = I`` it is ``2 (lambda_max(U U^T) + lambda_max(W^T W))``. Depends on
     the shape of the label noise only, not on its scale, the learning rate or the

@@ -6,7 +6,7 @@ The embedded deep linear network (EDLN) of the talk::
 
 ``W_1..W_D`` are trained; ``M_I``, ``M_O`` (frozen embeddings) and ``Z`` (the
 "view" of the data a network is given) are fixed invertible matrices, identity
-when omitted. Data come from a :class:`Teacher` ``y = V* x + eps``; the
+when omitted. Data come from a :class:`~ntlib.linear.model.Teacher` ``y = V* x + eps``; the
 per-sample loss is ``l = |f(x) - y|^2``. Every weight tensor carries a leading
 *runs* dimension, so that many runs train in one batched computation.
 
@@ -15,7 +15,7 @@ Submodules, one concept each (their public names are re-exported here):
 * ``ntlib.linear.model``: the teacher, sampling, initialisation, forward maps
   and the exact population loss;
 * ``ntlib.linear.training``: online SGD or exact gradient descent
-  (:func:`train`, returning a :class:`ntlib.run.Run`);
+  (:func:`~ntlib.linear.training.train`, returning a :class:`ntlib.run.Run`);
 * ``ntlib.linear.moments``: exact Gaussian gradient moments of a layer pair
   (matrix balance, Chapter 2);
 * ``ntlib.linear.curvature``: Gauss-Newton and exact population Hessians and

@@ -99,7 +99,7 @@ def gauss_newton_sharpness(weights: Sequence[torch.Tensor], t: Teacher | None = 
 
 
 def population_hessian(weights: Sequence[torch.Tensor], t: Teacher) -> torch.Tensor:
-    """Dense Hessian of :func:`ntlib.linear.population_loss` for every run, shape (runs, n, n).
+    """Dense Hessian of :func:`ntlib.linear.model.population_loss` for every run, shape (runs, n, n).
 
     ``t`` is a :class:`~ntlib.linear.model.Teacher`; the parameters are flattened in the
     order ``W_1, ..., W_D`` (row-major), as in :func:`ntlib.params.flatten`.

@@ -59,7 +59,7 @@ def teacher(v_star: torch.Tensor, sigma_x: torch.Tensor | None = None,
 
     ``v_star`` is (out, in); ``sigma_x`` (in x in) must be positive definite and
     ``sigma_eps`` (out x out) positive definite (label noise is switched off per
-    run in :func:`train`, not by a singular covariance).
+    run in :func:`~ntlib.linear.training.train`, not by a singular covariance).
 
     Example
     -------

@@ -48,7 +48,7 @@ def batch_loss_and_grads(weights: Weights, x: torch.Tensor, y: torch.Tensor, *, 
 
     Returns ``sum_runs mean_batch |f(x) - y|^2`` for ``x`` (n, in) shared or
     (runs, n, in) and ``y`` (runs, n, out), with ``f`` as in
-    :func:`ntlib.linear.forward`, and the gradients with respect to each
+    :func:`ntlib.linear.model.forward`, and the gradients with respect to each
     ``weights[i]`` (same shapes), equal to autograd's.
 
     Example
@@ -87,7 +87,7 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
     Parameters
     ----------
     weights
-        Initial weights from :func:`init_weights` (not modified).
+        Initial weights from :func:`~ntlib.linear.model.init_weights` (not modified).
     t
         The teacher.
     lr, lr_end
@@ -96,7 +96,7 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
         exact in the limit).
     method
         ``"sgd"``: online minibatches of ``batch_size`` fresh samples;
-        ``"gd"``: exact gradient of :func:`population_loss` (no noise at all).
+        ``"gd"``: exact gradient of :func:`~ntlib.linear.model.population_loss` (no noise at all).
     label_noise
         ``False`` trains on ``y = V* x`` (sampling noise only).
     sigma_eps
