@@ -277,7 +277,7 @@ def render(app: Sphinx, fromdoc: str) -> list[nodes.Node]:
         ids = list(this) + [cid for cid in swept if cid not in this]
         rows = []
         for cid in ids:
-            rec = this.get(cid) or swept[cid]
+            rec = this.get(cid) or {"id": cid, **swept[cid]}  # sweep records are keyed by id
             rows.append([_claim_cell(rec), _entry(_para(bound_text(rec))), _build_cell(this.get(cid)),
                          _sweep_cells(swept.get(cid), info.get("runs") if info else None)])
         if rows:
