@@ -229,6 +229,19 @@ def _seed_text(seeds: list[int]) -> str:
     return ", ".join(map(str, seeds))
 
 
+def claim_rows(built: dict[str, dict[str, Any]], swept: dict[str, dict[str, Any]]
+               ) -> list[tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]]:
+    """One row per claim of a chapter: (what to describe it by, its build record, its sweep record).
+
+    The build's claims come first, in the chapter's order, then claims only the sweep has (a claim
+    removed since the last sweep still shows, with an empty build cell). Sweep records are keyed by
+    id and do not carry it, so the id is added to the description.
+    """
+    rows = [(rec, rec, swept.get(cid)) for cid, rec in built.items()]
+    rows += [({"id": cid, **rec}, None, rec) for cid, rec in swept.items() if cid not in built]
+    return rows
+
+
 def render(app: Sphinx, fromdoc: str) -> list[nodes.Node]:
     """The nodes that replace the placeholder on page ``fromdoc``."""
     env = app.env
@@ -274,12 +287,9 @@ def render(app: Sphinx, fromdoc: str) -> list[nodes.Node]:
             out.append(_para(nodes.emphasis(text="This chapter is not in the seed sweep yet (make seeds).")))
         this = {r["id"]: r for r in built.get(doc, [])}
         swept = {cid: r for cid, r in sweep["claims"].items() if r.get("chapter") == ch}
-        ids = list(this) + [cid for cid in swept if cid not in this]
-        rows = []
-        for cid in ids:
-            rec = this.get(cid) or {"id": cid, **swept[cid]}  # sweep records are keyed by id
-            rows.append([_claim_cell(rec), _entry(_para(bound_text(rec))), _build_cell(this.get(cid)),
-                         _sweep_cells(swept.get(cid), info.get("runs") if info else None)])
+        rows = [[_claim_cell(rec), _entry(_para(bound_text(rec))), _build_cell(built_rec),
+                 _sweep_cells(swept_rec, info.get("runs") if info else None)]
+                for rec, built_rec, swept_rec in claim_rows(this, swept)]
         if rows:
             out.append(_table(rows, ["Claim", "Bound", "This build", "Seed sweep"], [52, 14, 14, 20]))
     missing = [d for d in toc_order(app) if d.startswith("notebooks/") and d not in chapter_docs.values()]
