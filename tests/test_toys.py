@@ -59,16 +59,55 @@ def test_rescaling_toy_sgd_balances_and_gd_conserves():
     assert torch.allclose(u * u - w * w, u0 * u0 - w0 * w0, atol=1e-3)
 
 
-def test_langevin_needs_a_temperature_and_is_reproducible():
+def test_rescaling_toy_train_records_u_w():
+    u0, w0 = torch.tensor([2.0, 1.0]), torch.tensor([0.5, 1.0])
+    run = toys.rescaling_toy_train(u0, w0, target=1.0, noise=1.0, lr=0.05, steps=10, generator=generator(3),
+                                   record_every=4)
+    assert run.steps == [0, 4, 8, 10]
+    assert torch.equal(run.records[0][0], u0) and torch.equal(run.records[-1][1], run.params[1])
+
+
+def test_sgd_diffusion_contracts_the_charge_path_by_path():
+    """prop-gibbs-orbit, part 3: C_t = C_0 exp(-4 lr noise^2 t / B) for every path (Ito), up to the scheme's error."""
+    g = generator(21)
+    rho0 = torch.linspace(-1.5, 1.5, 64)
+    u0, w0 = torch.exp(rho0 / 2), torch.exp(-rho0 / 2)
+    lr, noise, bsz, steps, sub = 0.02, 1.5, 2, 600, 10
+    run = toys.rescaling_toy_diffusion(u0, w0, target=1.0, noise=noise, lr=lr, steps=steps, generator=g,
+                                       batch_size=bsz, substeps=sub, record_every=300)
+    assert run.steps == [0, 300, 600]
+    u, w = run.params
+    ratio = torch.log((u * u - w * w) / (u0 * u0 - w0 * w0)) / (-4 * lr ** 2 * noise ** 2 * steps / bsz)
+    # Euler-Maruyama: the factor 1 - s^2 per step, per-run spread sqrt(2 h / t) = sqrt(2 * 0.002 / 12) ~ 0.018
+    assert float((ratio - 1).abs().max()) < 0.1 and abs(float(ratio.mean()) - 1) < 0.02
+
+
+def test_isotropic_diffusion_keeps_the_mean_charge_and_spreads():
+    """Langevin dynamics: C is a martingale (the Ito terms cancel); the spread along the orbit grows."""
+    g = generator(22)
+    n = 2000
+    u0, w0 = torch.ones(n), torch.ones(n)
+    run = toys.rescaling_toy_diffusion(u0, w0, target=1.0, noise=1.5, lr=0.02, steps=400, generator=g,
+                                       covariance="isotropic", temperature=0.09, substeps=5)
+    u, w = run.params
+    c = u * u - w * w
+    assert abs(float(c.mean())) < 4 * float(c.std()) / n ** 0.5          # E C_t = C_0 = 0
+    assert float(c.std()) > 1.0 and float(toys.orbit_log_ratio(u, w).std()) > 0.4
+
+
+def test_diffusion_is_reproducible_and_needs_a_temperature():
     u0, w0 = torch.ones(3), torch.ones(3)
-    kw = dict(target=1.0, noise=1.0, lr=0.01, steps=200, method="langevin", temperature=0.1)
-    a = toys.rescaling_toy_train(u0, w0, generator=generator(0), **kw).params
-    b = toys.rescaling_toy_train(u0, w0, generator=generator(0), **kw).params
-    c = toys.rescaling_toy_train(u0, w0, generator=generator(1), **kw).params
+    kw = dict(target=1.0, noise=1.0, lr=0.01, steps=20, covariance="isotropic", temperature=0.1)
+    a = toys.rescaling_toy_diffusion(u0, w0, generator=generator(0), **kw).params
+    b = toys.rescaling_toy_diffusion(u0, w0, generator=generator(0), **kw).params
+    c = toys.rescaling_toy_diffusion(u0, w0, generator=generator(1), **kw).params
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[0], c[0])
     with pytest.raises(ValueError, match="temperature > 0"):
-        toys.rescaling_toy_train(u0, w0, target=1.0, noise=1.0, lr=0.05, steps=1, generator=generator(0),
-                                 method="langevin")
+        toys.rescaling_toy_diffusion(u0, w0, target=1.0, noise=1.0, lr=0.05, steps=1, generator=generator(0),
+                                     covariance="isotropic")
+    with pytest.raises(ValueError, match="covariance must be"):
+        toys.rescaling_toy_diffusion(u0, w0, target=1.0, noise=1.0, lr=0.05, steps=1, generator=generator(0),
+                                     covariance="gibbs")
 
 
 def test_orbit_log_ratio_and_matched_temperature_closed_forms():
