@@ -4,7 +4,7 @@ The model is ``f(x) = U W x`` on a teacher ``y = V* x + eps`` with white inputs
 (``Sigma_x = I``) and isotropic label noise (``Sigma_eps = s^2 I``); ``s_1`` is the
 largest singular value of ``V*`` (o x d).
 
-* :func:`flattest_sharpness`: the smallest sharpness over all global minimum,
+* :func:`flattest_sharpness`: the smallest sharpness over all global minima,
   ``4 s_1`` (Chapter 4, ``prop-balanced-flattest``).
 * :func:`isotropic_entropic_sharpness`: the sharpness of the entropic minimum,
   ``2 s_1 (sqrt(d/o) + sqrt(o/d))``; it equals the flattest value iff ``d = o``.
