@@ -10,11 +10,12 @@ Modules, one concept each:
 - :mod:`ntlib.run` the result of a training run (:class:`~ntlib.run.Run`)
 - :mod:`ntlib.dynamics` gradient descent, SGD and accurate gradient flow
 - :mod:`ntlib.ensemble` many runs trained at once (SGD/Adam, divergence checks)
-- :mod:`ntlib.linear` deep linear networks (EDLN): model, training, moments, curvature
+- :mod:`ntlib.linear` deep linear networks (EDLN): model, training, moments, curvature, SGD stability
 - :mod:`ntlib.mlp` small ReLU/tanh networks as stacked ensembles
 - :mod:`ntlib.symmetry` parameter symmetries, their charges, neuron and matrix balance
 - :mod:`ntlib.toys` the toy models of Chapter 2
 - :mod:`ntlib.theory` closed forms of the book's theorems
+- :mod:`ntlib.sharpness_theory` closed forms for the sharpness of two-layer minima (Chapter 4)
 - :mod:`ntlib.hessian` certified top Hessian eigenvalues (sharpness)
 - :mod:`ntlib.modules` ``torch.nn.Module`` models as ``(loss_fn, params)``
 - :mod:`ntlib.align` representation alignment metrics

@@ -134,3 +134,31 @@ def test_bad_input_names_the_argument(call, exc, msg):
     t = linear.teacher(torch.ones(2, 3))
     with pytest.raises(exc, match=msg):
         call(t)
+
+
+def _jacobian_outer(ws, t):
+    """E[J J^T] = sum_ab Sigma_x[a, b] J(e_a) J(e_b)^T with J(x) = d(W_D...W_1 x)/d(weights), by autograd."""
+    shapes = [w.shape[1:] for w in ws]
+    sizes = [math.prod(s) for s in shapes]
+    flat = torch.cat([w[0].reshape(-1) for w in ws])
+    d = t.d_in
+    js = [torch.autograd.functional.jacobian(
+        lambda f, a=a: chain([p.view(s) for p, s in zip(torch.split(f, sizes), shapes)]) @ torch.eye(d)[a], flat)
+        for a in range(d)]
+    return sum(t.sigma_x[a, b] * js[a] @ js[b].T for a in range(d) for b in range(d))
+
+
+@given(seed=seeds, widths=st.lists(st.integers(1, 3), min_size=3, max_size=4))
+def test_trace_and_label_noise_gradient_norm_match_autograd(seed, widths):
+    """gauss_newton_trace = Tr(2 E[J^T J]) and label_noise_gradient_norm = 4 Tr(Sigma_eps E[J J^T])
+    (Chapter 4, prop-noise-trace), against dense autograd Jacobians; isotropic noise gives 2 s^2 Tr H."""
+    g = gen(seed)
+    d, o = widths[0], widths[-1]
+    ws = [randn(g, b, a).unsqueeze(0) for a, b in zip(widths[:-1], widths[1:])]
+    t = linear.teacher(randn(g, o, d), linalg.random_spd(d, g, lo=0.3, hi=3.0), linalg.random_spd(o, g, lo=0.3, hi=2.0))
+    jj = _jacobian_outer(ws, t)
+    assert close(linear.gauss_newton_trace(ws, t)[0], 2 * torch.trace(jj))
+    assert close(linear.label_noise_gradient_norm(ws, t)[0], 4 * torch.trace(t.sigma_eps @ jj))
+    t_iso = linear.teacher(chain([w[0] for w in ws]), t.sigma_x, 0.7 * torch.eye(o))  # ws is a global minimum
+    h = linear.population_hessian(ws, t_iso)[0]
+    assert close(linear.label_noise_gradient_norm(ws, t_iso)[0], 2 * 0.7 * torch.trace(h))

@@ -18,18 +18,22 @@ Submodules, one concept each (their public names are re-exported here):
   (:func:`~ntlib.linear.training.train`, returning a :class:`ntlib.run.Run`);
 * ``ntlib.linear.moments``: exact Gaussian gradient moments of a layer pair
   (matrix balance, Chapter 2);
-* ``ntlib.linear.curvature``: Gauss-Newton and exact population Hessians and
-  their top eigenvalues (Chapter 4).
+* ``ntlib.linear.curvature``: Gauss-Newton and exact population Hessians, their
+  top eigenvalues and traces, the label-noise gradient norm at a minimum (Chapter 4);
+* ``ntlib.linear.stability``: SGD's second-moment stability edge at a minimum (Chapter 4).
 """
 
-from .curvature import gauss_newton_matrix, gauss_newton_sharpness, population_hessian, population_sharpness
+from .curvature import (gauss_newton_matrix, gauss_newton_sharpness, gauss_newton_trace, label_noise_gradient_norm,
+                        population_hessian, population_sharpness)
 from .model import (Teacher, Weights, apply_map, check_maps, end_to_end, forward, hidden, init_weights, noise_root,
                     population_loss, sample, teacher)
 from .moments import pair_moments
+from .stability import SGDEdge, sgd_edge
 from .training import batch_loss_and_grads, train
 
 __all__ = [
     "Teacher", "Weights", "teacher", "sample", "noise_root", "init_weights", "check_maps", "apply_map", "hidden",
     "forward", "end_to_end", "population_loss", "train", "batch_loss_and_grads", "pair_moments",
     "gauss_newton_matrix", "gauss_newton_sharpness", "population_hessian", "population_sharpness",
+    "gauss_newton_trace", "label_noise_gradient_norm", "SGDEdge", "sgd_edge",
 ]

@@ -13,6 +13,9 @@ entropic minimum are in :mod:`ntlib.theory`.)
 * :func:`population_sharpness`: the top eigenvalue of the exact Hessian of the
   population loss, every run at once (a batched dense Hessian; for the small
   networks of Chapter 4, checked there against :func:`ntlib.hessian.top_eigenvalues`).
+* :func:`gauss_newton_trace` and :func:`label_noise_gradient_norm`: the trace of the
+  Hessian at a global minimum and the entropic term ``E|grad l|^2`` there, which is a
+  noise-weighted trace of the curvature (Chapter 4, ``prop-noise-trace``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import torch
 from .. import _checks
 from .model import Teacher
 
-__all__ = ["gauss_newton_matrix", "gauss_newton_sharpness", "population_hessian", "population_sharpness"]
+__all__ = ["gauss_newton_matrix", "gauss_newton_sharpness", "population_hessian", "population_sharpness",
+           "gauss_newton_trace", "label_noise_gradient_norm"]
 
 
 def _chain(ws: Sequence[torch.Tensor], runs: int, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -146,3 +150,59 @@ def population_sharpness(weights: Sequence[torch.Tensor], t) -> torch.Tensor:
     [4.0...]
     """
     return torch.linalg.eigvalsh(population_hessian(weights, t))[..., -1]
+
+
+def _trace_terms(weights: Sequence[torch.Tensor], t: Teacher) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer i: ``(A_i A_i^T, Tr(B_i Sigma_x B_i^T))`` with ``A_i = W_D...W_{i+1}``, ``B_i = W_{i-1}...W_1``."""
+    ws = _checks.weight_chain("weights", weights)
+    _checks.teacher("t", t)
+    runs, d, o = ws[0].shape[0], ws[0].shape[-1], ws[-1].shape[-2]
+    if t.d_in != d or t.d_out != o:
+        raise ValueError(f"weights map {d} -> {o} but the teacher maps {t.d_in} -> {t.d_out}")
+    out = []
+    for i in range(len(ws)):
+        a = _chain(ws[i + 1:], runs, ws[i].shape[-2], ws[0])
+        b = _chain(ws[:i], runs, d, ws[0])
+        out.append((a @ a.transpose(-1, -2), (b @ t.sigma_x * b).sum((-2, -1))))
+    return out
+
+
+def gauss_newton_trace(weights: Sequence[torch.Tensor], t: Teacher) -> torch.Tensor:
+    """Trace of the Gauss-Newton matrix ``2 E[J^T J]``, per run, shape (runs,) (Chapter 4, ``prop-noise-trace``).
+
+    ``J`` is the Jacobian of ``f(x) = W_D...W_1 x`` in the weights; with
+    ``J J^T = sum_i A_i A_i^T |B_i x|^2`` the trace is
+    ``2 sum_i Tr(A_i A_i^T) Tr(B_i Sigma_x B_i^T)``. At a global minimum it is the
+    trace of the Hessian of the population loss.
+
+    Example
+    -------
+    >>> import torch
+    >>> from ntlib.linear.model import teacher
+    >>> I = torch.eye(2, dtype=torch.float64)
+    >>> float(gauss_newton_trace([I.expand(1, 2, 2), I.expand(1, 2, 2)], teacher(I))[0])  # 2 (2*2 + 2*2)
+    16.0
+    """
+    return 2 * sum(torch.diagonal(p, dim1=-2, dim2=-1).sum(-1) * q for p, q in _trace_terms(weights, t))
+
+
+def label_noise_gradient_norm(weights: Sequence[torch.Tensor], t: Teacher) -> torch.Tensor:
+    """``E|grad l|^2`` at a global minimum with label noise, per run, shape (runs,) (Chapter 4, ``eq-noise-trace``).
+
+    At ``W_D...W_1 = V*`` the residual is ``-eps``, so ``grad l = -2 J^T eps`` and::
+
+        E|grad l|^2 = 4 Tr(Sigma_eps E[J J^T]) = 4 sum_i Tr(Sigma_eps A_i A_i^T) Tr(B_i Sigma_x B_i^T),
+
+    a trace of the curvature weighted by the label noise; for isotropic noise
+    ``Sigma_eps = s^2 I`` it is ``2 s^2`` times :func:`gauss_newton_trace`.
+
+    Example
+    -------
+    >>> import torch
+    >>> from ntlib.linear.model import teacher
+    >>> I = torch.eye(2, dtype=torch.float64)
+    >>> ws = [I.expand(1, 2, 2), I.expand(1, 2, 2)]
+    >>> float(label_noise_gradient_norm(ws, teacher(I, sigma_eps=3 * I))[0])  # 2 * 3 * 16
+    96.0
+    """
+    return 4 * sum((t.sigma_eps * p).sum((-2, -1)) * q for p, q in _trace_terms(weights, t))
