@@ -302,8 +302,8 @@ def debiased_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Debiased linear CKA: :func:`linear_cka` with the unbiased HSIC (Chapter 5, ``eq-debiased-cka``).
 
     ``HSIC_1(K, L) / sqrt(HSIC_1(K, K) HSIC_1(L, L))`` with ``K = X X^T``,
-    ``L = Y Y^T`` (Song et al. 2012; Kornblith et al. 2019 section 3; Murphy et
-    al. 2024). Linear CKA is biased upward at finite ``n``: two *independent*
+    ``L = Y Y^T``, with the unbiased HSIC estimator of Song et al. (2012) that
+    Kornblith et al. (2019) mention for CKA. Linear CKA is biased upward at finite ``n``: two *independent*
     random representations with many features score well above 0. The
     debiased form removes that bias: it is near 0 (either sign) for unrelated
     representations, 1 for perfectly aligned ones, and keeps the invariances

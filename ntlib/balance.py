@@ -31,10 +31,12 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from . import _checks
+from .errors import DivergenceError
+from .run import Run
 from .symmetry import neuron_balance_sides
 
 __all__ = ["sample_grads", "expected_batch_gram", "neuron_balance", "matrix_balance",
-           "attention_balance", "relu_pairs"]
+           "attention_balance", "relu_pairs", "train_classifier"]
 
 
 def sample_grads(model: torch.nn.Module, criterion: Callable[..., torch.Tensor], inputs: torch.Tensor,
@@ -325,3 +327,81 @@ def relu_pairs(model: torch.nn.Module) -> list[tuple[str, str]]:
                 join = (lambda n: f"{prefix}.{n}" if prefix else n)
                 pairs.append((join(n1), join(n2)))
     return pairs
+
+
+def train_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, lr: float,
+                     batch_size: int, steps: int, generator: torch.Generator, label_noise: float = 0.0,
+                     record_every: int = 0, recorder: Callable[[int, torch.nn.Module], object] | None = None,
+                     progress: Callable[[int], None] | None = None) -> Run:
+    """Train a classifier in place by plain SGD on the cross-entropy, optionally with label noise.
+
+    Each step draws ``batch_size`` samples i.i.d. (``batch_size = len(inputs)``:
+    the whole set, gradient descent). With ``label_noise = p`` each drawn label is
+    replaced, with probability ``p``, by a uniformly random class, afresh at every
+    draw: noise that persists at the minimum, as the balance of Chapter 2 needs.
+
+    Returns
+    -------
+    ntlib.run.Run
+        ``params`` is the model; ``records`` what ``recorder(step, model)`` returned
+        every ``record_every`` steps and after the last (``None`` returns are kept
+        out); ``info["loss"]`` the loss of every step.
+
+    Raises
+    ------
+    DivergenceError
+        A non-finite loss.
+
+    Example
+    -------
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(64, 2, generator=g, dtype=torch.float64)
+    >>> y = (x[:, 0] > 0).long()
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).double()
+    >>> run = train_classifier(net, x, y, lr=0.5, batch_size=8, steps=300, generator=g)
+    >>> float((net(x).argmax(1) == y).double().mean()) > 0.9
+    True
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _checks.tensor("inputs", inputs)
+    if labels.ndim != 1 or labels.shape[0] != inputs.shape[0] or labels.is_floating_point():
+        raise ValueError(f"labels must be (N,) integer classes for inputs of {inputs.shape[0]} samples")
+    lr = _checks.positive("lr", lr)
+    n = inputs.shape[0]
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    if batch_size > n:
+        raise ValueError(f"batch_size = {batch_size} exceeds the {n} samples")
+    steps = _checks.positive_int("steps", steps)
+    _checks.generator("generator", generator)
+    p = float(label_noise)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"label_noise must be a probability in [0, 1], got {label_noise}")
+    classes = int(labels.max()) + 1
+    params = [q for q in model.parameters() if q.requires_grad]
+    losses, rec_steps, records = [], [], []
+    for step in range(steps + 1):
+        if recorder is not None and record_every and (step % record_every == 0 or step == steps):
+            r = recorder(step, model)
+            if r is not None:
+                rec_steps.append(step)
+                records.append(r)
+        if step == steps:
+            break
+        idx = torch.arange(n) if batch_size == n else torch.randint(0, n, (batch_size,), generator=generator)
+        y = labels[idx]
+        if p > 0:
+            flip = torch.rand(y.shape, generator=generator) < p
+            y = torch.where(flip, torch.randint(0, classes, y.shape, generator=generator), y)
+        loss = torch.nn.functional.cross_entropy(model(inputs[idx]), y)
+        if not torch.isfinite(loss):
+            raise DivergenceError(step, lr, losses[-1] if losses else None)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for q, g in zip(params, grads):
+                q.sub_(lr * g)
+        losses.append(float(loss.detach()))
+        if progress is not None:
+            progress(step)
+    return Run(params=model, steps=rec_steps, records=records, info={"loss": losses})

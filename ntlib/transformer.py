@@ -141,16 +141,17 @@ def batch_windows(tokens: torch.Tensor, starts: torch.Tensor, length: int) -> tu
 
 
 def train_lm(model: TinyTransformer, tokens: torch.Tensor, *, steps: int, lr: float, batch_size: int,
-             generator: torch.Generator, weight_decay: float = 0.0, full_batch: torch.Tensor | None = None,
+             generator: torch.Generator, weight_decay: float = 0.0, windows: torch.Tensor | None = None,
              record_every: int = 0, recorder: Callable[[int, nn.Module], object] | None = None,
              progress: Callable[[int], None] | None = None) -> Run:
     """Train a language model in place by plain SGD (no momentum) on windows of ``tokens``.
 
     Each step draws ``batch_size`` window starts uniformly (i.i.d., from
     ``generator``) of length ``model.context`` and takes a step on
-    ``lm_loss + weight_decay / 2 |theta|^2``. With ``full_batch`` (a tensor of
-    window starts) every step uses those same windows instead: gradient
-    descent on a fixed training set, the no-noise control.
+    ``lm_loss + weight_decay / 2 |theta|^2``. With ``windows`` (a tensor of
+    window starts: a fixed training set) each step draws ``batch_size`` of them
+    without replacement instead; ``batch_size = len(windows)`` is gradient
+    descent on that set, the no-noise control.
 
     Returns
     -------
@@ -184,6 +185,12 @@ def train_lm(model: TinyTransformer, tokens: torch.Tensor, *, steps: int, lr: fl
     hi = tokens.numel() - model.context - 1
     if hi < 1:
         raise ValueError(f"tokens ({tokens.numel()}) must be longer than context + 1 = {model.context + 1}")
+    if windows is not None:
+        if windows.ndim != 1 or not 1 <= batch_size <= windows.numel():
+            raise ValueError(f"windows must be a 1-d tensor of starts with at least batch_size = {batch_size} "
+                             f"entries, got shape {tuple(windows.shape)}")
+        if bool((windows < 0).any()) or bool((windows > hi).any()):
+            raise ValueError(f"window starts must lie in [0, {hi}]")
     params = [p for p in model.parameters() if p.requires_grad]
     losses, rec_steps, records = [], [], []
     for step in range(steps + 1):
@@ -192,7 +199,12 @@ def train_lm(model: TinyTransformer, tokens: torch.Tensor, *, steps: int, lr: fl
             records.append(recorder(step, model))
         if step == steps:
             break
-        starts = full_batch if full_batch is not None else torch.randint(0, hi + 1, (batch_size,), generator=generator)
+        if windows is None:
+            starts = torch.randint(0, hi + 1, (batch_size,), generator=generator)
+        elif batch_size == windows.numel():
+            starts = windows
+        else:
+            starts = windows[torch.randperm(windows.numel(), generator=generator)[:batch_size]]
         x, y = batch_windows(tokens, starts.to(tokens.device), model.context)
         loss = lm_loss(model(x), y)
         if not torch.isfinite(loss):
