@@ -62,3 +62,12 @@ def test_recorder_sees_the_model():
     run = tfm.train_lm(net(6), toks, steps=10, lr=0.1, batch_size=2, generator=torch.Generator().manual_seed(0),
                        record_every=5, recorder=lambda k, m: k)
     assert run.steps == [0, 5, 10] and run.records == [0, 5, 10] and len(run.info["loss"]) == 10
+
+
+def test_block_is_pre_layer_norm_with_relu_mlp():
+    torch.manual_seed(7)
+    block = tfm.Block(8, 2).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    h = x + block.attn(block.ln1(x))
+    assert torch.allclose(block(x), h + block.mlp(block.ln2(h)), atol=1e-12)
+    assert isinstance(block.attn, tfm.CausalSelfAttention) and isinstance(block.mlp[1], torch.nn.ReLU)
