@@ -18,7 +18,9 @@ Modules, one concept each:
 - :mod:`ntlib.sharpness_theory` closed forms for the sharpness of two-layer minima (Chapter 4)
 - :mod:`ntlib.hessian` certified top Hessian eigenvalues (sharpness)
 - :mod:`ntlib.modules` ``torch.nn.Module`` models as ``(loss_fn, params)``
-- :mod:`ntlib.align` representation alignment metrics
+- :mod:`ntlib.align` representation alignment metrics; representations of any module by hooks
+- :mod:`ntlib.balance` balance of a module's symmetries (ReLU units, layer pairs, attention) from per-sample gradients
+- :mod:`ntlib.transformer` a small pre-LN transformer language model and its SGD loop
 - :mod:`ntlib.linalg` symmetric-matrix helpers
 - :mod:`ntlib.stats` small statistics of the checks
 

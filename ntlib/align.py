@@ -208,7 +208,8 @@ def alignment_matrix(reps_a: Sequence[torch.Tensor], reps_b: Sequence[torch.Tens
         :func:`ntlib.linear.model.hidden`, each (runs, n, width)).
     metric
         ``"cka"`` (:func:`linear_cka`), ``"knn"`` (:func:`mutual_knn`),
-        ``"gram"`` (:func:`gram_distance`) or a callable of two representations.
+        ``"gram"`` (:func:`gram_distance`), ``"dcka"`` (:func:`debiased_cka`) or a callable
+        of two representations.
     **kwargs
         Passed to the metric (e.g. ``k`` for ``"knn"``).
 
@@ -240,3 +241,160 @@ def alignment_matrix(reps_a: Sequence[torch.Tensor], reps_b: Sequence[torch.Tens
             raise TypeError(f"{name} must be a non-empty list or tuple of (..., n, features) tensors")
     rows = [torch.stack(torch.broadcast_tensors(*[fn(a, b, **kwargs) for b in reps_b]), -1) for a in reps_a]
     return torch.stack(torch.broadcast_tensors(*rows), -2)
+
+
+# --------------------------------------------------------------------------
+# Chapter 5: representations of any torch.nn.Module, an unbiased metric,
+# and layer-by-layer alignment across two models
+# --------------------------------------------------------------------------
+
+__all__ += ["hsic_unbiased", "debiased_cka", "collect", "model_alignment"]
+
+
+def hsic_unbiased(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """Unbiased estimator of the Hilbert-Schmidt independence criterion (Song et al. 2012).
+
+    With ``Kt``, ``Lt`` the kernels with zeroed diagonals and ``1`` the vector of ones::
+
+        HSIC_1(K, L) = [tr(Kt Lt) + (1'Kt1)(1'Lt1) / ((n-1)(n-2)) - 2/(n-2) 1'Kt Lt 1] / (n (n-3)).
+
+    Its expectation over ``n`` i.i.d. samples is the population HSIC, for every
+    ``n >= 4``: no ``O(1/n)`` bias, so for independent representations it is
+    zero on average and takes either sign (Chapter 5, ``eq-hsic-unbiased``).
+
+    Parameters
+    ----------
+    k, l
+        Symmetric kernel matrices of the same ``n >= 4`` samples, (..., n, n);
+        batch dimensions broadcast.
+
+    Returns
+    -------
+    torch.Tensor
+        Estimates of the broadcast batch shape.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.arange(6.0, dtype=torch.float64)[:, None]
+    >>> z = x + 5.0                                    # a shifted copy: same centred kernel
+    >>> float(hsic_unbiased(x @ x.T, x @ x.T)), float(hsic_unbiased(z @ z.T, z @ z.T))
+    (10.5, 10.5)
+    """
+    for name, t in (("k", k), ("l", l)):
+        _checks.tensor(name, t)
+        if t.ndim < 2 or t.shape[-1] != t.shape[-2]:
+            raise ValueError(f"{name} must be a square kernel matrix (..., n, n), got shape {tuple(t.shape)}")
+    n = k.shape[-1]
+    if l.shape[-1] != n:
+        raise ValueError(f"k and l must be kernels of the same samples, got n = {n} and {l.shape[-1]}")
+    if n < 4:
+        raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
+    eye = torch.eye(n, dtype=torch.bool, device=k.device)
+    kt, lt = k.masked_fill(eye, 0.0), l.masked_fill(eye, 0.0)
+    trace = (kt * lt).sum((-1, -2))
+    sk, sl = kt.sum((-1, -2)), lt.sum((-1, -2))
+    cross = (kt.sum(-1) * lt.sum(-1)).sum(-1)
+    return (trace + sk * sl / ((n - 1) * (n - 2)) - 2.0 * cross / (n - 2)) / (n * (n - 3))
+
+
+def debiased_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Debiased linear CKA: :func:`linear_cka` with the unbiased HSIC (Chapter 5, ``eq-debiased-cka``).
+
+    ``HSIC_1(K, L) / sqrt(HSIC_1(K, K) HSIC_1(L, L))`` with ``K = X X^T``,
+    ``L = Y Y^T``, with the unbiased HSIC estimator of Song et al. (2012) that
+    Kornblith et al. (2019) mention for CKA. Linear CKA is biased upward at finite ``n``: two *independent*
+    random representations with many features score well above 0. The
+    debiased form removes that bias: it is near 0 (either sign) for unrelated
+    representations, 1 for perfectly aligned ones, and keeps the invariances
+    of linear CKA (orthogonal maps, isotropic scaling). Input need not be
+    centred (the estimator is invariant to a shift of either representation).
+
+    Parameters
+    ----------
+    x, y
+        Representations (..., n, p) and (..., n, q), ``n >= 4``.
+
+    Returns
+    -------
+    torch.Tensor
+        Values of the broadcast batch shape; at most 1 in absolute value is
+        not guaranteed for tiny ``n`` (the denominators are estimates too).
+
+    Raises
+    ------
+    ValueError
+        If a representation's unbiased self-HSIC is not positive (constant or
+        degenerate features): the metric is undefined.
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(200, 5, generator=g, dtype=torch.float64)
+    >>> round(float(debiased_cka(x, 3.0 * x + 1.0)), 10)         # scaled and shifted: still 1
+    1.0
+    >>> y = torch.randn(200, 50, generator=g, dtype=torch.float64)
+    >>> float(linear_cka(x, y)) > 0.05, abs(float(debiased_cka(x, y))) < 0.05   # independent
+    (True, True)
+    """
+    x, y = _pair(x, y, min_samples=4)
+    k = x @ x.transpose(-1, -2)
+    l = y @ y.transpose(-1, -2)
+    kk, ll = hsic_unbiased(k, k), hsic_unbiased(l, l)
+    for name, v in (("x", kk), ("y", ll)):
+        if bool((v <= 0).any()):
+            raise ValueError(f"{name} has a non-positive unbiased self-HSIC (constant or degenerate "
+                             "features): debiased CKA is undefined")
+    return hsic_unbiased(k, l) / torch.sqrt(kk * ll)
+
+
+METRICS["dcka"] = debiased_cka
+
+from ._hooks import collect  # noqa: E402  (re-exported: align.collect)
+
+
+def model_alignment(model_a: torch.nn.Module, model_b: torch.nn.Module, inputs_a, inputs_b,
+                    layers_a: Sequence[str], layers_b: Sequence[str], *, metric="dcka", reduce="flatten",
+                    **kwargs) -> torch.Tensor:
+    """Layer-by-layer alignment of two models on the same samples (Chapter 5's heatmaps).
+
+    ``out[i, j] = metric(rep_a[layers_a[i]], rep_b[layers_b[j]])`` with the
+    representations of :func:`collect`. The two models may see the same samples
+    through different "views" (``inputs_b`` a fixed transformation of
+    ``inputs_a``, row for row); pass the same model twice for the within-model
+    map.
+
+    Parameters
+    ----------
+    model_a, model_b
+        Modules (may be the same object).
+    inputs_a, inputs_b
+        Their inputs, with the same number of samples, row i the same sample.
+    layers_a, layers_b
+        Submodule names.
+    metric
+        A name of :data:`METRICS` (``"dcka"``, the default, ``"cka"``, ``"knn"``,
+        ``"gram"``) or a callable of two representations.
+    reduce
+        As in :func:`collect`.
+    **kwargs
+        Passed to the metric.
+
+    Returns
+    -------
+    torch.Tensor
+        (len(layers_a), len(layers_b)).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8)).double()
+    >>> x = torch.randn(30, 3, dtype=torch.float64)
+    >>> m = model_alignment(net, net, x, x, ["0", "2"], ["0", "2"])
+    >>> bool(torch.allclose(m.diagonal(), torch.ones(2, dtype=torch.float64)))
+    True
+    """
+    reps_a = collect(model_a, inputs_a, layers_a, reduce=reduce)
+    reps_b = collect(model_b, inputs_b, layers_b, reduce=reduce)
+    return alignment_matrix(list(reps_a.values()), list(reps_b.values()), metric=metric, **kwargs)

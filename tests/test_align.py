@@ -162,3 +162,109 @@ def test_alignment_matrix_entries_are_pairwise_cka(seed, runs, n, pa, pb):
     assert close(s, s.transpose(-1, -2), 1e-13)
     assert close(s.diagonal(dim1=-2, dim2=-1), torch.ones(runs, len(ra)), 1e-12)
     assert bool((m >= -1e-12).all()) and bool((m <= 1 + 1e-12).all())
+
+
+# ---- Chapter 5: unbiased HSIC, debiased CKA, collect, model_alignment ----
+
+def hsic_unbiased_loops(k, l):
+    """Song et al. (2012) eq. (5) term by term, by explicit sums (independent of ntlib)."""
+    n = k.shape[0]
+    kt, lt = k.clone(), l.clone()
+    kt.fill_diagonal_(0)
+    lt.fill_diagonal_(0)
+    one = torch.ones(n, dtype=k.dtype)
+    t1 = torch.trace(kt @ lt)
+    t2 = (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
+    t3 = 2.0 / (n - 2) * (one @ kt @ lt @ one)
+    return (t1 + t2 - t3) / (n * (n - 3))
+
+
+@examples(30)
+@given(seeds, st.integers(4, 30), feats, feats)
+def test_hsic_unbiased_matches_formula_and_dcka_invariances(seed, n, p, q):
+    x, y = rand(seed, n, p), rand(seed + 1, n, q)
+    k, l = x @ x.T, y @ y.T
+    assert torch.allclose(align.hsic_unbiased(k, l), hsic_unbiased_loops(k, l), atol=1e-10)
+    assert torch.allclose(align.hsic_unbiased(k, l), align.hsic_unbiased(l, k), atol=1e-12)
+    c = align.debiased_cka(x, y)
+    assert torch.allclose(c, align.debiased_cka(y, x), atol=1e-12)
+    assert torch.allclose(align.debiased_cka(2.5 * x @ orth(seed + 2, p) + 3.0, y), c, atol=1e-8)
+    assert torch.allclose(align.debiased_cka(x, x), torch.tensor(1.0, dtype=x.dtype), atol=1e-10)
+
+
+def test_hsic_unbiased_is_unbiased_for_independent_data():
+    # independent x, y: population HSIC = 0; the mean over many draws is 0 within its standard error,
+    # while the biased estimator of linear CKA stays clearly positive
+    g = gen(3)
+    x = torch.randn(4000, 8, 5, generator=g, dtype=torch.float64)
+    y = torch.randn(4000, 8, 20, generator=g, dtype=torch.float64)
+    vals = align.debiased_cka(x, y)
+    se = vals.std() / math.sqrt(vals.numel())
+    assert abs(float(vals.mean())) < 4 * float(se)
+    assert bool((vals < 0).any())                  # it can go negative
+    assert float(align.linear_cka(x, y).mean()) > 0.3
+
+
+def test_hsic_unbiased_expectation_matches_population_value():
+    # x ~ N(0, I_p), y = x: population HSIC(K, K) for linear kernels is |Cov x|_F^2 = p
+    g = gen(4)
+    x = torch.randn(3000, 6, 3, generator=g, dtype=torch.float64)
+    k = x @ x.transpose(-1, -2)
+    vals = align.hsic_unbiased(k, k)
+    assert abs(float(vals.mean()) - 3.0) < 4 * float(vals.std() / math.sqrt(vals.numel()))
+
+
+def test_dcka_batched_and_errors():
+    x = rand(1, 3, 10, 4)
+    assert align.debiased_cka(x, x[..., :2]).shape == (3,)
+    with pytest.raises(ValueError, match="4 samples"):
+        align.debiased_cka(rand(1, 3, 2), rand(2, 3, 2))
+    with pytest.raises(ValueError, match="self-HSIC"):
+        align.debiased_cka(torch.ones(6, 2, dtype=torch.float64), rand(2, 6, 2))
+    with pytest.raises(ValueError, match="square"):
+        align.hsic_unbiased(rand(1, 5, 4), rand(1, 5, 5))
+    assert align.alignment_matrix([x], [x], metric="dcka").shape == (3, 1, 1)
+
+
+def _net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.ReLU(), torch.nn.Linear(5, 4)).double()
+
+
+def test_collect_matches_manual_forward_and_removes_hooks():
+    net, x = _net(), rand(5, 12, 3)
+    reps = align.collect(net, x, ["0", "1", "2"], chunk=5)
+    h = net[0](x)
+    assert torch.allclose(reps["0"], h) and torch.allclose(reps["1"], h.relu()) and torch.allclose(reps["2"], net(x))
+    assert all(not m._forward_hooks for m in net.modules())
+    seq = rand(6, 4, 7, 3)                               # (n, T, d): a sequence model
+    assert align.collect(net, seq, ["2"])["2"].shape == (4, 28)
+    assert torch.allclose(align.collect(net, seq, ["2"], reduce="last")["2"], net(seq)[:, -1].detach())
+    assert torch.allclose(align.collect(net, seq, ["2"], reduce="mean")["2"], net(seq).mean(1).detach())
+
+
+def test_collect_errors():
+    net, x = _net(), rand(5, 12, 3)
+    with pytest.raises(ValueError, match="no submodule"):
+        align.collect(net, x, ["7"])
+    with pytest.raises(TypeError, match="non-empty list"):
+        align.collect(net, x, "0")
+    with pytest.raises(ValueError, match="distinct"):
+        align.collect(net, x, ["0", "0"])
+    with pytest.raises(ValueError, match="reduce"):
+        align.collect(net, x, ["0"], reduce="max")
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        align.collect(lambda t: t, x, ["0"])
+
+
+def test_model_alignment_within_and_across():
+    net, x = _net(), rand(5, 40, 3)
+    m = align.model_alignment(net, net, x, x, ["0", "2"], ["0", "2"], metric="cka")
+    assert torch.allclose(m, m.T) and torch.allclose(m.diagonal(), torch.ones(2, dtype=torch.float64))
+    # a second net that sees a fixed invertible view of the input and undoes it in its first layer
+    a = rand(6, 3, 3) + 3 * torch.eye(3, dtype=torch.float64)
+    twin = _net()
+    with torch.no_grad():
+        twin[0].weight.copy_(net[0].weight @ torch.linalg.inv(a))
+    m2 = align.model_alignment(twin, net, x @ a.T, x, ["0", "2"], ["0", "2"])
+    assert torch.allclose(m2.diagonal(), torch.ones(2, dtype=torch.float64), atol=1e-8)

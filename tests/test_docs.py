@@ -154,8 +154,12 @@ def test_api_page_documents_every_module():
 def test_readme_example_runs(capsys):
     """The README's "Use ntlib on your own model" example runs as printed."""
     text = (ROOT / "README.md").read_text()
-    code = re.search(r"## Use ntlib on your own model.*?```python\n(.*?)```", text, re.S).group(1)
+    section = re.search(r"## Use ntlib on your own model(.*?)\n## ", text, re.S).group(1)
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) >= 2
     torch.set_default_dtype(torch.float32)  # a new user's session; the autouse fixture restores float64 after
-    exec(compile(code, "README.md", "exec"), {})
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "top eigenvalues" in out and "linear CKA" in out
+    assert "debiased CKA" in out and "median |log ratio|" in out

