@@ -78,7 +78,7 @@ def _input_map(m_in, z, d_in: int, runs: int, like: torch.Tensor) -> torch.Tenso
 
 
 def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Generator,
-          batch_size: int = 4, method: str = "sgd", lr_end: float | None = None, label_noise: bool = True,
+          batch_size: int = 4, method: str = "sgd", lr_end: float | None = None, label_noise=True,
           sigma_eps: torch.Tensor | None = None, shared_data: bool = False, weight_decay=0.0,
           optimizer: str = "sgd", adam: dict | None = None, m_in=None, m_out=None, z=None,
           record_every: int = 0, recorder: Recorder | None = None, progress: Progress | None = None) -> Run:
@@ -98,7 +98,9 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
         ``"sgd"``: online minibatches of ``batch_size`` fresh samples;
         ``"gd"``: exact gradient of :func:`~ntlib.linear.model.population_loss` (no noise at all).
     label_noise
-        ``False`` trains on ``y = V* x`` (sampling noise only).
+        ``False`` trains on ``y = V* x`` (sampling noise only); one bool per run
+        (a sequence or tensor of shape (runs,)) switches it off for some runs only
+        (needs ``shared_data=False``).
     sigma_eps
         Optional noise covariance overriding the teacher's, shared (o, o) or per
         run (runs, o, o); the draws are paired across runs and calls.
@@ -146,7 +148,11 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
     if sigma_eps is not None and sigma_eps.ndim == 3 and (shared_data or sigma_eps.shape[0] != runs):
         raise ValueError(f"per-run sigma_eps must have shape ({runs}, o, o) and needs shared_data=False, "
                          f"got {tuple(sigma_eps.shape)}")
-    root = noise_root(t, sigma_eps) if label_noise else None
+    noisy = _per_run_flags(label_noise, runs, shared_data)
+    root = noise_root(t, sigma_eps) if noisy is not False else None
+    if isinstance(noisy, torch.Tensor):  # zero noise for the runs without label noise
+        root = root.expand(runs, -1, -1) * noisy.to(root.dtype)[:, None, None]
+        noisy = True
     ws = [w.detach() for w in weights]
     decay = _per_run_decay(weight_decay, runs, ws[0])
     pre = _input_map(m_in, z, t.d_in, runs, ws[0])
@@ -161,7 +167,7 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
             x = t.sqrt_x.expand(runs, -1, -1)
             return _loss_and_grads(ps, x, x @ t.v_star.T, pre, m_out, 1.0)
         x, y = sample(t, (batch_size,) if shared_data else (runs, batch_size), generator, root=root,
-                      label_noise=label_noise)
+                      label_noise=noisy)
         return _loss_and_grads(ps, x, y, pre, m_out, 1.0 / batch_size)
 
     loss_and_grads, shared_decay = data_loss_and_grads, decay
@@ -177,6 +183,18 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
     return ensemble.train(loss_and_grads, ws, lr=lr, lr_end=lr_end, steps=steps, optimizer=optimizer, adam=adam,
                           weight_decay=shared_decay, record_every=record_every, recorder=recorder,
                           progress=progress)
+
+
+def _per_run_flags(label_noise, runs: int, shared_data: bool):
+    """``label_noise`` as a bool, or as a bool tensor of shape (runs,) when given per run."""
+    if isinstance(label_noise, bool):
+        return label_noise
+    flags = torch.as_tensor(label_noise)
+    if flags.dtype != torch.bool or flags.shape != (runs,):
+        raise ValueError(f"label_noise must be a bool or one bool per run ({runs}), got {label_noise!r}")
+    if shared_data:
+        raise ValueError("per-run label_noise needs shared_data=False")
+    return flags
 
 
 def _per_run_decay(weight_decay, runs: int, like: torch.Tensor):
