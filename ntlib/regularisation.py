@@ -65,6 +65,11 @@ def loss_and_grad(theta: torch.Tensor, v: torch.Tensor, x: torch.Tensor,
             or y.shape != x.shape[:2]:
         raise ValueError(f"shapes do not fit: theta {tuple(theta.shape)}, v {tuple(v.shape)}, x {tuple(x.shape)}, "
                          f"y {tuple(y.shape)}")
+    return _loss_and_grad(theta, x, y)
+
+
+def _loss_and_grad(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`loss_and_grad` without the input checks (the training loop's path)."""
     norm = theta.norm(dim=-1, keepdim=True)
     u = theta / norm
     r = (x @ u.unsqueeze(-1)).squeeze(-1) - y                       # (runs, B)
@@ -136,7 +141,7 @@ def train(theta0: torch.Tensor, v: torch.Tensor, *, lr, weight_decay, steps: int
         x = torch.randn(runs, b, d, generator=generator, dtype=theta0.dtype, device=theta0.device)
         eps = torch.randn(runs, b, generator=generator, dtype=theta0.dtype, device=theta0.device)
         theta = ps[0]
-        loss, g = loss_and_grad(theta, v, x, x @ v + sigma * eps)
+        loss, g = _loss_and_grad(theta, x, x @ v + sigma * eps)
         return loss + (gam * (theta * theta).sum(-1)).sum(), [g + 2 * gam[:, None] * theta]
 
     return ensemble.train(step, [theta0], lr=lr, steps=steps, record_every=record_every, recorder=recorder,
