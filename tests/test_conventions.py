@@ -100,7 +100,7 @@ def test_ci_runs_at_ci_scale():
 #: Chapters that still state results with bare ``assert`` and hand-picked seed offsets
 #: (``generator(cfg.seed + 7)``): they convert to ``claim(...)`` and named streams in their own
 #: issues. This list may only shrink: remove a chapter once it is converted.
-NOT_YET_CONVERTED: set[str] = {"03_universal_representations"}
+NOT_YET_CONVERTED: set[str] = set()
 
 
 def _code_cells(nb: Path) -> list[str]:

@@ -150,3 +150,62 @@ def test_edge_balance_keeps_the_dtype_of_a_tensor():
 def test_bad_input_names_the_argument(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+@given(seed=seeds, d=st.integers(1, 4), o=st.integers(1, 4), lr=st.floats(1e-3, 0.1),
+       gamma=st.floats(1e-4, 1.0), batch=st.integers(1, 8))
+@examples(25)
+def test_regularised_balance_solves_the_orbit_condition(seed, d, o, lr, gamma, batch):
+    """W = O (W^T W)^{1/2}, U = V* W^+ satisfy W A W^T = U^T B U (eq-wd-orbit) with kappa of orbit_coupling."""
+    sx, se = rand_spd(d, seed, 5.0), rand_spd(o, seed + 1, 5.0)
+    v = randn(seed + 2, o, d)
+    t = linear.teacher(v, sx, se)
+    kappa = theory.orbit_coupling(lr, gamma, batch)
+    assert math.isclose(kappa, lr / (batch * gamma * (1 - lr * gamma)))
+    wtw, uut = theory.regularised_balance(t, lr=lr, weight_decay=gamma, batch_size=batch)
+    a = torch.eye(d, dtype=sx.dtype) + kappa * torch.trace(se) * sx
+    b = torch.eye(o, dtype=sx.dtype) + kappa * torch.trace(sx) * se
+    scale = 1 + float((v.T @ b @ v).abs().max())
+    assert torch.allclose(wtw @ a @ wtw, v.T @ b @ v, atol=1e-7 * scale)       # G A G = V^T B V
+    assert torch.allclose(uut @ b @ uut, v @ a @ v.T, atol=1e-7 * (1 + float((v @ a @ v.T).abs().max())))
+
+
+def test_regularised_balance_limits():
+    """gamma -> 0: the entropic two-layer solution; gamma/lr -> inf: weight balance (V^T V)^{1/2}."""
+    t = linear.teacher(randn(3, 2, 3), rand_spd(3, 4, 4.0), rand_spd(2, 5, 4.0))
+    ent = theory.two_layer_entropic_solution(t)
+    for got, want in zip(theory.regularised_balance(t, lr=0.01, weight_decay=0.0), ent):
+        assert torch.equal(got, want)
+    near = theory.regularised_balance(t, lr=0.01, weight_decay=1e-9)
+    assert all(close(g, w, 1e-5) for g, w in zip(near, ent))
+    far = theory.regularised_balance(t, lr=1e-9, weight_decay=1.0)
+    assert close(far[0], linalg.sqrtm_psd(t.v_star.T @ t.v_star), 1e-6)
+    with pytest.raises(ValueError, match="lr \\* weight_decay"):
+        theory.orbit_coupling(2.0, 0.5)
+    with pytest.raises(ValueError, match="weight_decay"):
+        theory.orbit_coupling(0.1, -1.0)
+
+
+def test_orbit_imbalance_diagonal_closed_form():
+    """V* = I, Sx = I, Se = diag(e): rho_k^2 = (1 + kappa Tr(Sx) e_k) / (1 + kappa Tr(Se)), ascending."""
+    e = torch.tensor([4.0, 0.25, 1.5], dtype=torch.float64)
+    t = linear.teacher(torch.eye(3, dtype=torch.float64), sigma_eps=torch.diag(e))
+    for gamma in (1e-3, 0.02, 0.5):
+        kappa = theory.orbit_coupling(0.01, gamma, 2)
+        want = ((1 + kappa * 3 * e) / (1 + kappa * e.sum())).sort().values
+        assert close(theory.orbit_imbalance(t, lr=0.01, weight_decay=gamma, batch_size=2), want, 1e-9)
+    with pytest.raises(ValueError, match="square"):
+        theory.orbit_imbalance(linear.teacher(randn(0, 2, 3)), lr=0.01, weight_decay=0.1)
+
+
+def test_equilibrium_norm_is_the_fixed_point_of_the_norm_map():
+    """n = E|theta|^2 solves n = (1 - 2 lr gamma)^2 n + lr^2 P / n; exponents 1/2 and -1/2; validation."""
+    for lr, gamma, p in ((0.04, 0.01, 12.0), (0.1, 0.3, 2.0)):
+        n = theory.equilibrium_norm(lr, gamma, p)
+        assert math.isclose(n, (1 - 2 * lr * gamma) ** 2 * n + lr ** 2 * p / n, rel_tol=1e-12)
+    lrs = torch.tensor([1e-4, 1e-3, 1e-2])
+    ns = theory.equilibrium_norm(lrs, 1e-4, 3.0)
+    assert ns.shape == (3,) and abs(float(torch.log(ns[2] / ns[0]) / math.log(100)) - 0.5) < 1e-4
+    for bad in ((0.0, 0.1, 1.0), (0.1, 0.0, 1.0), (0.1, 0.1, -1.0), (2.0, 0.6, 1.0)):
+        with pytest.raises(ValueError):
+            theory.equilibrium_norm(*bad)

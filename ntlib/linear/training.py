@@ -78,8 +78,8 @@ def _input_map(m_in, z, d_in: int, runs: int, like: torch.Tensor) -> torch.Tenso
 
 
 def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Generator,
-          batch_size: int = 4, method: str = "sgd", lr_end: float | None = None, label_noise: bool = True,
-          sigma_eps: torch.Tensor | None = None, shared_data: bool = False, weight_decay: float = 0.0,
+          batch_size: int = 4, method: str = "sgd", lr_end: float | None = None, label_noise=True,
+          sigma_eps: torch.Tensor | None = None, shared_data: bool = False, weight_decay=0.0,
           optimizer: str = "sgd", adam: dict | None = None, m_in=None, m_out=None, z=None,
           record_every: int = 0, recorder: Recorder | None = None, progress: Progress | None = None) -> Run:
     """Train an ensemble of deep linear networks; returns a :class:`~ntlib.run.Run` (final weights, records).
@@ -98,14 +98,19 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
         ``"sgd"``: online minibatches of ``batch_size`` fresh samples;
         ``"gd"``: exact gradient of :func:`~ntlib.linear.model.population_loss` (no noise at all).
     label_noise
-        ``False`` trains on ``y = V* x`` (sampling noise only).
+        ``False`` trains on ``y = V* x`` (sampling noise only); one bool per run
+        (a sequence or tensor of shape (runs,)) switches it off for some runs only
+        (needs ``shared_data=False``).
     sigma_eps
         Optional noise covariance overriding the teacher's, shared (o, o) or per
         run (runs, o, o); the draws are paired across runs and calls.
     shared_data
         Every run sees the same samples (paired comparisons) instead of independent ones.
     weight_decay
-        Adds ``weight_decay * sum |W_i|^2`` to the loss.
+        Adds ``weight_decay * sum |W_i|^2`` to the loss: a float, or one value
+        ``>= 0`` per run (a sequence or tensor of shape (runs,)), e.g. to sweep the
+        ratio of weight decay to learning rate in one call (Chapter 3,
+        ``sec-regularisation``).
     optimizer
         ``"sgd"`` or ``"adam"`` (``adam`` may hold ``betas`` and ``eps``, e.g.
         ``{"betas": (0.9, 0.995), "eps": 1e-7}``; see :func:`ntlib.ensemble.train`).
@@ -143,23 +148,64 @@ def train(weights: Weights, t: Teacher, *, lr, steps: int, generator: torch.Gene
     if sigma_eps is not None and sigma_eps.ndim == 3 and (shared_data or sigma_eps.shape[0] != runs):
         raise ValueError(f"per-run sigma_eps must have shape ({runs}, o, o) and needs shared_data=False, "
                          f"got {tuple(sigma_eps.shape)}")
-    root = noise_root(t, sigma_eps) if label_noise else None
+    noisy = _per_run_flags(label_noise, runs, shared_data)
+    root = noise_root(t, sigma_eps) if noisy is not False else None
+    if isinstance(noisy, torch.Tensor):  # zero noise for the runs without label noise
+        root = root.expand(runs, -1, -1) * noisy.to(root.dtype)[:, None, None]
+        noisy = True
     ws = [w.detach() for w in weights]
+    decay = _per_run_decay(weight_decay, runs, ws[0])
     pre = _input_map(m_in, z, t.d_in, runs, ws[0])
     out_dim = ws[-1].shape[-2] if m_out is None else m_out.shape[-2]
     if pre.shape[-1] != ws[0].shape[-1] or out_dim != t.d_out:
         raise ValueError(f"weights map {ws[0].shape[-1]} -> {ws[-1].shape[-2]} but the embedded input has "
                          f"{pre.shape[-1]} features and the teacher {t.d_out} outputs (check widths, m_in, m_out)")
 
-    def loss_and_grads(k: int, ps: list):
+    def data_loss_and_grads(k: int, ps: list):
         if method == "gd":
             # E_x of the per-sample gradient: a "batch" of the d columns of Sigma_x^{1/2}, summed
             x = t.sqrt_x.expand(runs, -1, -1)
             return _loss_and_grads(ps, x, x @ t.v_star.T, pre, m_out, 1.0)
         x, y = sample(t, (batch_size,) if shared_data else (runs, batch_size), generator, root=root,
-                      label_noise=label_noise)
+                      label_noise=noisy)
         return _loss_and_grads(ps, x, y, pre, m_out, 1.0 / batch_size)
 
+    loss_and_grads, shared_decay = data_loss_and_grads, decay
+    if not isinstance(decay, float):  # one weight decay per run: added here (ensemble.train takes one float)
+        gam = decay[:, None, None]
+        shared_decay = 0.0
+
+        def loss_and_grads(k: int, ps: list):
+            loss, grads = data_loss_and_grads(k, ps)
+            return (loss + sum((gam * p * p).sum() for p in ps),
+                    [g + 2 * gam * p for g, p in zip(grads, ps)])
+
     return ensemble.train(loss_and_grads, ws, lr=lr, lr_end=lr_end, steps=steps, optimizer=optimizer, adam=adam,
-                          weight_decay=weight_decay, record_every=record_every, recorder=recorder,
+                          weight_decay=shared_decay, record_every=record_every, recorder=recorder,
                           progress=progress)
+
+
+def _per_run_flags(label_noise, runs: int, shared_data: bool):
+    """``label_noise`` as a bool, or as a bool tensor of shape (runs,) when given per run."""
+    if isinstance(label_noise, bool):
+        return label_noise
+    flags = torch.as_tensor(label_noise)
+    if flags.dtype != torch.bool or flags.shape != (runs,):
+        raise ValueError(f"label_noise must be a bool or one bool per run ({runs}), got {label_noise!r}")
+    if shared_data:
+        raise ValueError("per-run label_noise needs shared_data=False")
+    return flags
+
+
+def _per_run_decay(weight_decay, runs: int, like: torch.Tensor):
+    """``weight_decay`` as a float, or as a validated tensor of shape (runs,) when given per run."""
+    if isinstance(weight_decay, (int, float)) and not isinstance(weight_decay, bool):
+        return _checks.positive("weight_decay", float(weight_decay), strict=False)
+    t = torch.as_tensor(weight_decay, dtype=like.dtype, device=like.device)
+    if t.ndim == 0:
+        return _checks.positive("weight_decay", float(t), strict=False)
+    if t.shape != (runs,):
+        raise ValueError(f"weight_decay must be a float or have one value per run ({runs}), got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+        raise ValueError("weight_decay must be finite and >= 0 for every run")
+    return t
