@@ -12,7 +12,7 @@ All take the linear problem as one :class:`~ntlib.linear.model.Teacher`
   ``thm-entropic-sharpness``), and :func:`diagonal_noise_sharpness`, its value
   S(r) for V* = I, Sigma_x = I, Sigma_eps = diag(1, r) (derived here).
 * :func:`edge_balance`: the noise balance at which S(r) reaches the stability
-  limit 2 / eta (Chapter 4, ``eq-edge-curve``).
+  limit 2 / eta (Chapter 4, ``fig-phase-diagram``).
 * :func:`regularised_balance`, :func:`orbit_imbalance`: the two-layer solution when
   weight decay and the entropic force pull along the same rescaling orbit, from
   noise balance (small weight decay) to weight balance (large); and
@@ -141,7 +141,7 @@ def diagonal_noise_sharpness(r):
 
 
 def edge_balance(lr, *, iters: int = 200) -> torch.Tensor:
-    """Noise balance ``r in (0, 1]`` at which ``S(r) = 2 / lr`` (Chapter 4, ``eq-edge-curve``).
+    """Noise balance ``r in (0, 1]`` at which ``S(r) = 2 / lr`` (Chapter 4, ``fig-phase-diagram``).
 
     ``S(r)`` (:func:`diagonal_noise_sharpness`) decreases from infinity
     at ``r -> 0`` to ``S(1) = 4``: runs with ``r`` below the returned value have an
