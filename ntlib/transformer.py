@@ -46,6 +46,7 @@ class CausalSelfAttention(nn.Module):
         self.query, self.key, self.value, self.out = (nn.Linear(d_model, d_model, bias=False) for _ in range(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Causal multi-head self-attention of ``x`` (shape ``(n, T, d)``), same shape out."""
         n, t, d = x.shape
         split = lambda z: z.view(n, t, self.heads, d // self.heads).transpose(1, 2)
         q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
@@ -65,6 +66,7 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.ReLU(), nn.Linear(4 * d_model, d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-LN residual block: ``x + attn(ln1(x))``, then ``+ mlp(ln2(.))``; shape ``(n, T, d)``."""
         x = x + self.attn(self.ln1(x))
         return x + self.mlp(self.ln2(x))
 
@@ -99,6 +101,7 @@ class TinyTransformer(nn.Module):
         self.head = nn.Linear(d_model, vocab)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Next-token logits, shape ``(n, T, vocab)``, for token ids ``idx`` of shape ``(n, T)``."""
         if idx.ndim != 2 or idx.shape[1] > self.context:
             raise ValueError(f"idx must be (n, T) token ids with T <= context = {self.context}, "
                              f"got shape {tuple(idx.shape)}")
